@@ -1,0 +1,311 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mcpgw/mcpgw/internal/jsonrpc"
+)
+
+// reqInfo accumulates what the access log line says about one request.
+// Handlers fill it; the front door writes the line when the handler returns.
+type reqInfo struct {
+	id        string
+	tool      string
+	runtime   string
+	sessionID string
+	method    string
+	client    string
+	errMsg    string
+	status    int
+}
+
+type ctxKey struct{}
+
+func info(ctx context.Context) *reqInfo {
+	if ri, ok := ctx.Value(ctxKey{}).(*reqInfo); ok {
+		return ri
+	}
+	return &reqInfo{}
+}
+
+// statusWriter records the status code for the log, and passes Flush and
+// deadline control through (http.ResponseController uses Unwrap).
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// validRequestID accepts client-supplied X-Request-Id values that are safe
+// to log and echo.
+func validRequestID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_.:", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ServeHTTP is the front door: request id, panic containment, routing,
+// Host/Origin validation, and one access log line per request.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	ri := &reqInfo{id: r.Header.Get("X-Request-Id")}
+	if !validRequestID(ri.id) {
+		ri.id = newRequestID()
+	}
+	w.Header().Set("X-Request-Id", ri.id)
+	sw := &statusWriter{ResponseWriter: w}
+	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, ri))
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			ri.errMsg = fmt.Sprintf("internal error: %v", p)
+			g.log.Error("handler panic", "request_id", ri.id, "panic", fmt.Sprint(p))
+			if sw.status == 0 {
+				writeError(sw, r, http.StatusInternalServerError, nil, jsonrpc.CodeInternalError, "internal gateway error", 0)
+			}
+		}
+		g.logRequest(r, ri, sw.status, time.Since(start))
+	}()
+	g.route(sw, r)
+}
+
+func (g *Gateway) logRequest(r *http.Request, ri *reqInfo, status int, d time.Duration) {
+	lvl := slog.LevelInfo
+	switch {
+	case status >= 500:
+		lvl = slog.LevelError
+	case status >= 400:
+		lvl = slog.LevelWarn
+	case r.URL.Path == "/healthz" || r.URL.Path == "/readyz":
+		lvl = slog.LevelDebug
+	}
+	if !g.log.Enabled(r.Context(), lvl) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("tool", ri.tool),
+		slog.String("runtime", ri.runtime),
+		slog.String("request_id", ri.id),
+		slog.Float64("duration", float64(d.Microseconds())/1000),
+		slog.String("error", ri.errMsg),
+		slog.String("http_method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+		slog.String("remote", r.RemoteAddr),
+	}
+	if ri.sessionID != "" {
+		attrs = append(attrs, slog.String("session_id", ri.sessionID))
+	}
+	if ri.method != "" {
+		attrs = append(attrs, slog.String("method", ri.method))
+	}
+	if ri.client != "" {
+		attrs = append(attrs, slog.String("client", ri.client))
+	}
+	g.log.LogAttrs(context.Background(), lvl, "request", attrs...)
+}
+
+func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
+	raw := r.URL.EscapedPath()
+	if !cleanPath(raw) {
+		writeError(w, r, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "malformed path: dot segments and encoded separators are not allowed", 0)
+		return
+	}
+	switch raw {
+	case "/healthz":
+		g.handleHealth(w, r)
+		return
+	case "/readyz":
+		g.handleReady(w, r)
+		return
+	}
+	rest, ok := strings.CutPrefix(raw, "/mcp/")
+	if !ok {
+		writeError(w, r, http.StatusNotFound, nil, jsonrpc.CodeInvalidRequest, "not found: MCP servers are served at /mcp/{server}", 0)
+		return
+	}
+	name, sub, _ := strings.Cut(rest, "/")
+	if !serverName.MatchString(name) {
+		writeError(w, r, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "invalid server name in path: it must match "+serverName.String(), 0)
+		return
+	}
+	if !g.checkHostOrigin(w, r) {
+		return
+	}
+	srv := g.mgr.Server(name)
+	if srv == nil {
+		writeError(w, r, http.StatusNotFound, nil, jsonrpc.CodeInvalidRequest, fmt.Sprintf("unknown server %q", name), 0)
+		return
+	}
+	ri := info(r.Context())
+	ri.tool = name
+	ri.runtime = srv.Config().Runtime
+	if sub != "" {
+		writeError(w, r, http.StatusNotFound, nil, jsonrpc.CodeInvalidRequest,
+			fmt.Sprintf("not found: server %q is served at /mcp/%s (Streamable HTTP)", name, name), 0)
+		return
+	}
+	g.serveStreamable(w, r, srv)
+}
+
+// cleanPath rejects dot segments, empty segments and encoded separators so
+// that nothing ambiguous reaches routing (DESIGN.md, "Endpoints").
+func cleanPath(p string) bool {
+	if !strings.HasPrefix(p, "/") {
+		return false
+	}
+	lp := strings.ToLower(p)
+	if strings.Contains(lp, "%2f") || strings.Contains(lp, "%5c") || strings.Contains(lp, "%2e") ||
+		strings.Contains(p, "\\") || strings.Contains(lp, "%00") {
+		return false
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return !strings.Contains(p, "//")
+}
+
+// checkHostOrigin implements DNS-rebinding protection (MCP spec,
+// basic/transports, "Security Warning"): loopback Hosts and Origins always
+// pass, others only when listed; an absent Origin passes.
+func (g *Gateway) checkHostOrigin(w http.ResponseWriter, r *http.Request) bool {
+	if !g.hostAllowed(r.Host) {
+		info(r.Context()).errMsg = "host not allowed"
+		writeError(w, r, http.StatusForbidden, nil, jsonrpc.CodeInvalidRequest,
+			fmt.Sprintf("Host %q is not allowed: add it to allowed_hosts", truncate(r.Host, 100)), 0)
+		return false
+	}
+	if origin, ok := r.Header["Origin"]; ok && !g.originAllowed(strings.Join(origin, ",")) {
+		info(r.Context()).errMsg = "origin not allowed"
+		writeError(w, r, http.StatusForbidden, nil, jsonrpc.CodeInvalidRequest,
+			fmt.Sprintf("Origin %q is not allowed: add it to allowed_origins", truncate(strings.Join(origin, ","), 100)), 0)
+		return false
+	}
+	return true
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func isLoopbackHost(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+func splitHost(hostport string) (host, port string) {
+	if h, p, err := net.SplitHostPort(hostport); err == nil {
+		return h, p
+	}
+	return strings.Trim(hostport, "[]"), ""
+}
+
+func (g *Gateway) hostAllowed(hostport string) bool {
+	hostport = strings.ToLower(hostport)
+	host, _ := splitHost(hostport)
+	if host == "" {
+		return false
+	}
+	if isLoopbackHost(host) {
+		return true
+	}
+	for _, a := range g.cfg.AllowedHosts {
+		if a == hostport || a == host {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *Gateway) originAllowed(origin string) bool {
+	o := strings.ToLower(strings.TrimSpace(origin))
+	u, err := url.Parse(o)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return false
+	}
+	if isLoopbackHost(u.Hostname()) {
+		return true
+	}
+	norm := u.Scheme + "://" + u.Host
+	for _, a := range g.cfg.AllowedOrigins {
+		if a == norm {
+			return true
+		}
+	}
+	return false
+}
+
+// writeError answers before anything was streamed: HTTP status plus a
+// JSON-RPC error body (DESIGN.md, "Errors").
+func writeError(w http.ResponseWriter, r *http.Request, status int, id json.RawMessage, code int, msg string, retryAfter time.Duration) {
+	ri := info(r.Context())
+	if ri.errMsg == "" {
+		ri.errMsg = msg
+	}
+	var data any
+	if retryAfter > 0 {
+		secs := int((retryAfter + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		data = map[string]any{"retryAfterSeconds": secs}
+	}
+	writeJSON(w, status, jsonrpc.Encode(jsonrpc.NewError(id, code, msg, data)))
+}
+
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}

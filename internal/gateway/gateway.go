@@ -1,0 +1,114 @@
+// Package gateway is the HTTP front door of mcpgw: routing, Host/Origin
+// validation, request ids and access logs, the Streamable HTTP transport
+// (MCP spec 2025-03-26, 2025-06-18, 2025-11-25, basic/transports) over the
+// sessions of package session, and the health endpoints.
+//
+// A Gateway owns its http.Server and its session.Manager. Serve runs until
+// Shutdown; Shutdown turns readiness off, drains in-flight requests up to
+// limits.shutdown_timeout, then stops every process.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"sync/atomic"
+	"time"
+
+	"github.com/mcpgw/mcpgw/internal/config"
+	"github.com/mcpgw/mcpgw/internal/session"
+)
+
+var serverName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+// Options configure a Gateway.
+type Options struct {
+	// Logger is the gateway's logger; nil means slog.Default().
+	Logger *slog.Logger
+	// Getenv reads the gateway's environment (children's base PATH, HOME,
+	// LANG, TZ); nil means none.
+	Getenv func(string) (string, bool)
+	// Version is reported by /readyz.
+	Version string
+}
+
+// Gateway serves MCP for the configured servers.
+type Gateway struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	mgr     *session.Manager
+	srv     *http.Server
+	version string
+
+	listening atomic.Bool
+	draining  atomic.Bool
+}
+
+// New builds a gateway for cfg. It starts no process until a client asks.
+func New(cfg *config.Config, opts *Options) *Gateway {
+	if opts == nil {
+		opts = &Options{}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	g := &Gateway{
+		cfg:     cfg,
+		log:     log,
+		mgr:     session.NewManager(cfg, &session.Options{Logger: log, Getenv: opts.Getenv}),
+		version: opts.Version,
+	}
+	g.srv = &http.Server{
+		Handler: g,
+		// Slow clients cannot hold connections open without sending:
+		// headers must arrive promptly, bodies are bounded per request
+		// (limits.read_timeout), idle keep-alive connections are closed.
+		// There is no global WriteTimeout because SSE streams are long;
+		// every write sets its own deadline instead.
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return g
+}
+
+// Manager exposes the session manager (tests, readiness).
+func (g *Gateway) Manager() *session.Manager { return g.mgr }
+
+// Serve accepts connections on ln until Shutdown. It returns nil after a
+// clean shutdown.
+func (g *Gateway) Serve(ln net.Listener) error {
+	g.listening.Store(true)
+	err := g.srv.Serve(ln)
+	g.listening.Store(false)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("serving HTTP on %s: %w", ln.Addr(), err)
+}
+
+// Shutdown drains and stops: readiness turns 503 at once, new sessions and
+// requests get 503, GET streams end, in-flight requests get until ctx's
+// deadline to finish, then every process is stopped. It returns once
+// nothing the gateway started is left running.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.draining.Store(true)
+	g.mgr.Drain()
+	err := g.srv.Shutdown(ctx)
+	if err != nil {
+		// Deadline passed with requests still running: cut them off.
+		g.log.Warn("shutdown timeout reached with requests in flight; closing them", "error", err.Error())
+		_ = g.srv.Close()
+	}
+	g.mgr.Close()
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil // drained as far as the timeout allowed; not a failure
+	}
+	return err
+}

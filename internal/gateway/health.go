@@ -1,0 +1,75 @@
+package gateway
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// handleHealth is liveness: 200 while the process serves HTTP.
+func (g *Gateway) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, r, http.StatusMethodNotAllowed, nil, -32600, "method not allowed", 0)
+		return
+	}
+	writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`))
+}
+
+type serverReadiness struct {
+	Ready     bool   `json:"ready"`
+	Runtime   string `json:"runtime"`
+	Mode      string `json:"mode"`
+	Detail    string `json:"detail,omitempty"`
+	Sessions  int    `json:"sessions"`
+	Processes int    `json:"processes"`
+}
+
+type readiness struct {
+	Status    string                     `json:"status"`
+	Version   string                     `json:"version,omitempty"`
+	Listening bool                       `json:"listening"`
+	Draining  bool                       `json:"draining"`
+	Processes int                        `json:"processes"`
+	Servers   map[string]serverReadiness `json:"servers"`
+}
+
+// handleReady is readiness (DESIGN.md, "Endpoints"): 200 when the listener
+// is up, the gateway is not draining and every server's runtime can start
+// it; otherwise 503. The body gives per-server detail.
+func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, r, http.StatusMethodNotAllowed, nil, -32600, "method not allowed", 0)
+		return
+	}
+	rd := readiness{
+		Version:   g.version,
+		Listening: g.listening.Load(),
+		Draining:  g.draining.Load(),
+		Processes: g.mgr.Stats("").Processes,
+		Servers:   map[string]serverReadiness{},
+	}
+	ok := rd.Listening && !rd.Draining
+	for _, srv := range g.mgr.Servers() {
+		st := g.mgr.Stats(srv.Name)
+		sr := serverReadiness{Ready: true, Runtime: srv.Config().Runtime, Mode: srv.Config().Mode,
+			Sessions: st.Sessions, Processes: st.Processes}
+		if err := srv.Check(); err != nil {
+			sr.Ready = false
+			sr.Detail = err.Error()
+			ok = false
+		}
+		rd.Servers[srv.Name] = sr
+	}
+	status := http.StatusOK
+	rd.Status = "ready"
+	if !ok {
+		status = http.StatusServiceUnavailable
+		rd.Status = "not ready"
+		if rd.Draining {
+			rd.Status = "draining"
+		}
+	}
+	body, _ := json.Marshal(rd)
+	writeJSON(w, status, body)
+}

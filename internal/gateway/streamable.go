@@ -1,0 +1,498 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/mcpgw/mcpgw/internal/jsonrpc"
+	"github.com/mcpgw/mcpgw/internal/session"
+)
+
+// Header names (MCP spec, basic/transports).
+const (
+	hdrSessionID       = "Mcp-Session-Id"
+	hdrProtocolVersion = "Mcp-Protocol-Version"
+)
+
+// serveStreamable implements the Streamable HTTP transport on /mcp/{server}.
+func (g *Gateway) serveStreamable(w http.ResponseWriter, r *http.Request, srv *session.Server) {
+	switch r.Method {
+	case http.MethodPost:
+		g.handlePost(w, r, srv)
+	case http.MethodGet:
+		g.handleGet(w, r, srv)
+	case http.MethodDelete:
+		g.handleDelete(w, r, srv)
+	default:
+		w.Header().Set("Allow", "GET, POST, DELETE")
+		writeError(w, r, http.StatusMethodNotAllowed, nil, jsonrpc.CodeInvalidRequest,
+			fmt.Sprintf("method %s not allowed: use POST, GET or DELETE", r.Method), 0)
+	}
+}
+
+// accepts reports whether the Accept header admits mediaType, honouring
+// wildcards.
+func accepts(r *http.Request, mediaType string) bool {
+	major, _, _ := strings.Cut(mediaType, "/")
+	for _, v := range r.Header.Values("Accept") {
+		for _, part := range strings.Split(v, ",") {
+			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+			if err != nil {
+				continue
+			}
+			if q, ok := params["q"]; ok && (q == "0" || q == "0.0" || q == "0.00" || q == "0.000") {
+				continue
+			}
+			if mt == mediaType || mt == "*/*" || mt == major+"/*" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// versionIsModern reports a stateless-era (2026-07-28 or later) version.
+func versionIsModern(v string) bool { return v >= "2026-07-28" }
+
+func batchesAllowed(v string) bool { return v <= "2025-03-26" }
+
+// handlePost: MCP spec, basic/transports, "Sending Messages to the Server".
+func (g *Gateway) handlePost(w http.ResponseWriter, r *http.Request, srv *session.Server) {
+	ri := info(r.Context())
+	if !accepts(r, "application/json") || !accepts(r, "text/event-stream") {
+		writeError(w, r, http.StatusNotAcceptable, nil, jsonrpc.CodeInvalidRequest,
+			"Accept must list both application/json and text/event-stream", 0)
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeError(w, r, http.StatusUnsupportedMediaType, nil, jsonrpc.CodeInvalidRequest,
+			"Content-Type must be application/json", 0)
+		return
+	}
+	body, ok := g.readBody(w, r)
+	if !ok {
+		return
+	}
+	msgs, isBatch, err := jsonrpc.ParseBatch(body)
+	if err != nil {
+		code := jsonrpc.CodeInvalidRequest
+		if jsonrpc.IsSyntaxError(err) {
+			code = jsonrpc.CodeParseError
+		}
+		writeError(w, r, http.StatusBadRequest, nil, code, err.Error(), 0)
+		return
+	}
+	first := msgs[0]
+	ri.method = first.Method
+	if isBatch {
+		ri.method = fmt.Sprintf("batch(%d)", len(msgs))
+	}
+	pv := r.Header.Get(hdrProtocolVersion)
+	sid := r.Header.Get(hdrSessionID)
+
+	if sid == "" {
+		switch {
+		case !isBatch && first.Kind == jsonrpc.KindRequest && first.Method == "initialize":
+			g.initialize(w, r, srv, first)
+		case versionIsModern(pv) || hasMethod(msgs, "server/discover"):
+			// A 2026-07-28 client probing: answer the way a session-era
+			// server does, a 400 whose body is not one of the modern errors
+			// (-32020..-32022), so dual-era clients fall back to initialize
+			// (spec 2026-07-28, basic/versioning, "backward compatibility").
+			writeError(w, r, http.StatusBadRequest, first.ID, jsonrpc.CodeInvalidRequest,
+				fmt.Sprintf("this endpoint serves session-based MCP (protocol versions %s); start with initialize",
+					strings.Join(session.SessionVersions[:3], ", ")), 0)
+		case hasMethod(msgs, "initialize"):
+			writeError(w, r, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest,
+				"initialize must be sent alone, not in a batch", 0)
+		default:
+			writeError(w, r, http.StatusBadRequest, idOf(msgs, isBatch), jsonrpc.CodeInvalidRequest,
+				"missing Mcp-Session-Id header: send initialize first", 0)
+		}
+		return
+	}
+	ri.sessionID = sid
+	sess, ok := g.lookup(w, r, srv, sid)
+	if !ok {
+		return
+	}
+	ri.client = sess.ClientName()
+	if !g.checkVersionHeader(w, r, sess, pv) {
+		return
+	}
+	if isBatch && !batchesAllowed(sess.ProtocolVersion()) {
+		writeError(w, r, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest,
+			fmt.Sprintf("JSON-RPC batches are not supported in protocol version %s", sess.ProtocolVersion()), 0)
+		return
+	}
+
+	sink := session.NewSink(1024)
+	requests := 0
+	for _, m := range msgs {
+		if m.Kind != jsonrpc.KindRequest {
+			if err := sess.Deliver(r.Context(), m); err != nil && !isBatch {
+				g.writeSessionError(w, r, nil, err)
+				return
+			}
+			continue
+		}
+		requests++
+		if err := sess.Begin(r.Context(), m, sink); err != nil {
+			if !isBatch {
+				g.writeSessionError(w, r, m.ID, err)
+				return
+			}
+			sink.Reject(jsonrpc.Encode(jsonrpc.NewError(m.ID, errCode(err), err.Error(), nil)))
+		}
+	}
+	if requests == 0 {
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	g.streamResponses(w, r, sink, isBatch)
+}
+
+func hasMethod(msgs []*jsonrpc.Message, method string) bool {
+	for _, m := range msgs {
+		if m.Method == method {
+			return true
+		}
+	}
+	return false
+}
+
+func idOf(msgs []*jsonrpc.Message, isBatch bool) json.RawMessage {
+	if isBatch || msgs[0].Kind != jsonrpc.KindRequest {
+		return nil
+	}
+	return msgs[0].ID
+}
+
+// readBody reads the request body within limits.max_body_bytes and
+// limits.read_timeout.
+func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(g.cfg.Limits.ReadTimeout))
+	limit := g.cfg.Limits.MaxBodyBytes
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	_ = rc.SetReadDeadline(time.Time{})
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, r, http.StatusRequestEntityTooLarge, nil, jsonrpc.CodeInvalidRequest,
+				fmt.Sprintf("request body exceeds %d bytes (limits.max_body_bytes)", limit), 0)
+			return nil, false
+		}
+		writeError(w, r, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest,
+			"reading request body: "+err.Error(), 0)
+		return nil, false
+	}
+	return body, true
+}
+
+func (g *Gateway) lookup(w http.ResponseWriter, r *http.Request, srv *session.Server, sid string) (*session.Session, bool) {
+	sess, err := g.mgr.Lookup(srv.Name, sid)
+	if err != nil {
+		g.writeSessionError(w, r, nil, err)
+		return nil, false
+	}
+	return sess, true
+}
+
+// checkVersionHeader validates MCP-Protocol-Version (spec 2025-06-18,
+// basic/transports, "Protocol Version Header"): when present it must be a
+// supported version and, from 2025-06-18 on, the negotiated one. Absent, the
+// server assumes 2025-03-26, which changes nothing for an existing session.
+func (g *Gateway) checkVersionHeader(w http.ResponseWriter, r *http.Request, sess *session.Session, pv string) bool {
+	if pv == "" {
+		return true
+	}
+	known := false
+	for _, v := range session.SessionVersions {
+		if v == pv {
+			known = true
+		}
+	}
+	if !known {
+		writeError(w, r, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest,
+			fmt.Sprintf("unsupported MCP-Protocol-Version %q; this session negotiated %s", truncate(pv, 40), sess.ProtocolVersion()), 0)
+		return false
+	}
+	if sess.ProtocolVersion() >= "2025-06-18" && pv != sess.ProtocolVersion() {
+		writeError(w, r, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest,
+			fmt.Sprintf("MCP-Protocol-Version %q does not match the version this session negotiated (%s)", pv, sess.ProtocolVersion()), 0)
+		return false
+	}
+	return true
+}
+
+func errCode(err error) int {
+	var se *session.Error
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	return jsonrpc.CodeInternalError
+}
+
+// writeSessionError answers a session-layer error before streaming.
+func (g *Gateway) writeSessionError(w http.ResponseWriter, r *http.Request, id json.RawMessage, err error) {
+	var se *session.Error
+	if !errors.As(err, &se) {
+		writeError(w, r, http.StatusInternalServerError, id, jsonrpc.CodeInternalError, err.Error(), 0)
+		return
+	}
+	if se.SessionLevel {
+		id = nil
+	}
+	status := se.Status
+	if status == 499 { // client went away: nobody reads this
+		status = http.StatusGatewayTimeout
+	}
+	writeError(w, r, status, id, se.Code, se.Message, se.RetryAfter)
+}
+
+// clientInfo is the part of initialize params the gateway logs.
+type clientInfo struct {
+	ClientInfo struct {
+		Name    string `json:"name"`
+		Version string `json:"version"`
+	} `json:"clientInfo"`
+}
+
+func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, srv *session.Server, req *jsonrpc.Message) {
+	ri := info(r.Context())
+	var ci clientInfo
+	_ = json.Unmarshal(req.Params, &ci)
+	name := truncate(strings.TrimSpace(ci.ClientInfo.Name+"/"+ci.ClientInfo.Version), 100)
+	if name == "/" {
+		name = ""
+	}
+	ri.client = name
+	sess, resp, err := srv.Initialize(r.Context(), req, name)
+	if err != nil {
+		g.writeSessionError(w, r, req.ID, err)
+		return
+	}
+	if sess != nil {
+		ri.sessionID = sess.ID()
+		w.Header().Set(hdrSessionID, sess.ID())
+	} else {
+		ri.errMsg = "server refused initialize"
+	}
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(30 * time.Second))
+	writeJSON(w, http.StatusOK, jsonrpc.Encode(resp))
+}
+
+// streamResponses answers a POST that carried requests: plain JSON when
+// every response arrives before anything else (and before the first
+// keep-alive is due), otherwise an SSE stream carrying related messages,
+// keep-alive comments and the responses, which ends after the last one.
+func (g *Gateway) streamResponses(w http.ResponseWriter, r *http.Request, sink *session.Sink, isBatch bool) {
+	ri := info(r.Context())
+	keepalive := time.NewTicker(g.cfg.Limits.SSEKeepAlive)
+	defer keepalive.Stop()
+	var sse *sseWriter
+	for {
+		select {
+		case <-sink.Wake():
+		case <-keepalive.C:
+			if sse == nil {
+				sse = startSSE(w)
+			}
+			if err := sse.comment("keep-alive"); err != nil {
+				ri.errMsg = "client went away: " + err.Error()
+				return
+			}
+			continue
+		case <-r.Context().Done():
+			ri.errMsg = "client closed the response stream before the response"
+			return
+		}
+		if sse == nil && sink.JSONReady() {
+			msgs, _, _ := sink.Take()
+			noteErrors(ri, msgs)
+			switch {
+			case len(msgs) == 0:
+				w.WriteHeader(http.StatusAccepted) // every request was cancelled by the client
+			case isBatch:
+				writeJSON(w, http.StatusOK, append(append([]byte("["), bytes.Join(msgs, []byte(","))...), ']'))
+			default:
+				status := http.StatusOK
+				if st := sink.ErrorStatus(); st != 0 {
+					status = st // a gateway-made error before the first byte
+				}
+				writeJSON(w, status, msgs[0])
+			}
+			return
+		}
+		if sse == nil {
+			sse = startSSE(w)
+		}
+		msgs, done, dropped := sink.Take()
+		if dropped > 0 {
+			g.log.Warn("client stream too slow: dropped messages", "request_id", ri.id, "tool", ri.tool,
+				"session_id", ri.sessionID, "dropped", dropped)
+		}
+		noteErrors(ri, msgs)
+		for _, m := range msgs {
+			if err := sse.event(m); err != nil {
+				ri.errMsg = "client went away: " + err.Error()
+				return
+			}
+		}
+		if done {
+			return
+		}
+	}
+}
+
+// noteErrors puts the first error response's message into the access log.
+func noteErrors(ri *reqInfo, msgs [][]byte) {
+	if ri.errMsg != "" {
+		return
+	}
+	for _, m := range msgs {
+		if !bytes.Contains(m, []byte(`"error":`)) {
+			continue
+		}
+		if pm, err := jsonrpc.Parse(m); err == nil && pm.Kind == jsonrpc.KindResponse && pm.Error != nil {
+			var eo jsonrpc.ErrorObject
+			if json.Unmarshal(pm.Error, &eo) == nil {
+				ri.errMsg = fmt.Sprintf("%d: %s", eo.Code, truncate(eo.Message, 200))
+				return
+			}
+		}
+	}
+}
+
+// handleGet opens the session's standalone SSE stream (MCP spec,
+// basic/transports, "Listening for Messages from the Server").
+func (g *Gateway) handleGet(w http.ResponseWriter, r *http.Request, srv *session.Server) {
+	ri := info(r.Context())
+	if !accepts(r, "text/event-stream") {
+		writeError(w, r, http.StatusNotAcceptable, nil, jsonrpc.CodeInvalidRequest, "Accept must list text/event-stream", 0)
+		return
+	}
+	sid := r.Header.Get(hdrSessionID)
+	if sid == "" {
+		writeError(w, r, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "missing Mcp-Session-Id header: send initialize first", 0)
+		return
+	}
+	ri.sessionID = sid
+	ri.method = "GET stream"
+	sess, ok := g.lookup(w, r, srv, sid)
+	if !ok {
+		return
+	}
+	ri.client = sess.ClientName()
+	if !g.checkVersionHeader(w, r, sess, r.Header.Get(hdrProtocolVersion)) {
+		return
+	}
+	sink, err := sess.OpenStream()
+	if err != nil {
+		g.writeSessionError(w, r, nil, err)
+		return
+	}
+	defer sess.CloseStream(sink)
+	sse := startSSE(w)
+	keepalive := time.NewTicker(g.cfg.Limits.SSEKeepAlive)
+	defer keepalive.Stop()
+	for {
+		select {
+		case <-sink.Wake():
+		case <-keepalive.C:
+			if err := sse.comment("keep-alive"); err != nil {
+				return
+			}
+			continue
+		case <-r.Context().Done():
+			return
+		}
+		msgs, done, dropped := sink.Take()
+		if dropped > 0 {
+			g.log.Warn("GET stream too slow: dropped messages", "tool", ri.tool, "session_id", sid, "dropped", dropped)
+		}
+		for i, m := range msgs {
+			if err := sse.event(m); err != nil {
+				sink.Requeue(msgs[i+1:])
+				return
+			}
+		}
+		if done {
+			return
+		}
+	}
+}
+
+// handleDelete ends a session (MCP spec, basic/transports, "Session
+// Management").
+func (g *Gateway) handleDelete(w http.ResponseWriter, r *http.Request, srv *session.Server) {
+	ri := info(r.Context())
+	sid := r.Header.Get(hdrSessionID)
+	if sid == "" {
+		writeError(w, r, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "missing Mcp-Session-Id header", 0)
+		return
+	}
+	ri.sessionID = sid
+	ri.method = "DELETE"
+	sess, ok := g.lookup(w, r, srv, sid)
+	if !ok {
+		return
+	}
+	ri.client = sess.ClientName()
+	if !g.checkVersionHeader(w, r, sess, r.Header.Get(hdrProtocolVersion)) {
+		return
+	}
+	sess.End()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// sseWriter writes Server-Sent Events, flushing each and bounding each
+// write in time so a stuck client cannot pin a handler.
+type sseWriter struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func startSSE(w http.ResponseWriter) *sseWriter {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache, no-transform")
+	h.Set("X-Accel-Buffering", "no") // proxies: do not buffer the stream
+	w.WriteHeader(http.StatusOK)
+	s := &sseWriter{w: w, rc: http.NewResponseController(w)}
+	_ = s.flush()
+	return s
+}
+
+func (s *sseWriter) flush() error {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	return s.rc.Flush()
+}
+
+func (s *sseWriter) event(data []byte) error {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	buf := make([]byte, 0, len(data)+24)
+	buf = append(buf, "event: message\ndata: "...)
+	buf = append(buf, data...)
+	buf = append(buf, "\n\n"...)
+	if _, err := s.w.Write(buf); err != nil {
+		return err
+	}
+	return s.flush()
+}
+
+func (s *sseWriter) comment(text string) error {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(s.w, ": "+text+"\n\n"); err != nil {
+		return err
+	}
+	return s.flush()
+}

@@ -1,0 +1,157 @@
+package session
+
+import "sync"
+
+// Sink collects the messages bound for one HTTP response stream: a POST's
+// stream (responses and the messages related to its requests) or a
+// session's GET stream. Producers never block: the backend's reader must not
+// wait on a slow client. Final responses are always kept; other messages
+// beyond the bound are dropped and counted, and the drop is logged by the
+// consumer.
+type Sink struct {
+	mu      sync.Mutex
+	msgs    [][]byte
+	expect  int  // responses (or local cancellations) still awaited
+	closed  bool // no more messages will come (session ended, stream replaced)
+	max     int
+	dropped int
+	related bool // a non-final message was queued at some point
+	status  int  // HTTP status for a lone gateway-made error (0 = 200)
+	wake    chan struct{}
+	stream  bool // a GET stream's sink: it ends only when closed
+}
+
+// NewSink returns a sink that holds at most max non-final messages.
+func NewSink(max int) *Sink {
+	if max <= 0 {
+		max = 1024
+	}
+	return &Sink{max: max, wake: make(chan struct{}, 1)}
+}
+
+func newStreamSink(max int) *Sink {
+	s := NewSink(max)
+	s.stream = true
+	return s
+}
+
+// drain removes what was queued but not taken, for a detached GET stream.
+func (s *Sink) drain() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	msgs := s.msgs
+	s.msgs = nil
+	return msgs
+}
+
+func (s *Sink) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ErrorStatus is the HTTP status of a gateway-made error outcome, or 0. The
+// front-end uses it for a single request answered with plain JSON, so that
+// DESIGN.md's "before the first byte" rule holds: 502 for a backend that
+// died, 504 for a timeout.
+func (s *Sink) ErrorStatus() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.status
+}
+
+// Wake is signalled whenever something changes.
+func (s *Sink) Wake() <-chan struct{} { return s.wake }
+
+// expectOne registers one more awaited response.
+func (s *Sink) expectOne() {
+	s.mu.Lock()
+	s.expect++
+	s.mu.Unlock()
+}
+
+// push queues a non-final message; it reports false if the sink is closed
+// or full.
+func (s *Sink) push(msg []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	if len(s.msgs) >= s.max {
+		s.dropped++
+		return false
+	}
+	s.msgs = append(s.msgs, msg)
+	s.related = true
+	s.signal()
+	return true
+}
+
+// final queues the outcome of one awaited request: a response, or nil when
+// the request ended without one (cancelled by the client).
+//
+// status is the HTTP status that a gateway-made error would have had before
+// streaming (502, 504), or 0 for a backend's own response.
+func (s *Sink) final(msg []byte, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if status != 0 {
+		s.status = status
+	}
+	if msg != nil {
+		s.msgs = append(s.msgs, msg)
+	}
+	s.expect--
+	s.signal()
+}
+
+// close marks the sink finished; Take reports done once it is drained.
+func (s *Sink) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.signal()
+}
+
+// Take removes and returns the queued messages. done reports that nothing
+// more will come: every awaited response has been taken (POST sinks) or the
+// sink was closed. dropped is the count of messages dropped since the last
+// call.
+func (s *Sink) Take() (msgs [][]byte, done bool, dropped int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	msgs, s.msgs = s.msgs, nil
+	dropped, s.dropped = s.dropped, 0
+	done = s.closed || (!s.stream && s.expect <= 0)
+	return msgs, done, dropped
+}
+
+// JSONReady reports whether every awaited response is in and nothing else
+// was ever queued; the POST handler then answers with plain JSON instead of
+// opening a stream.
+func (s *Sink) JSONReady() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.expect <= 0 && !s.related
+}
+
+// Reject records the outcome of a request that was never forwarded (a batch
+// element refused by a limit): it counts as an awaited response.
+func (s *Sink) Reject(msg []byte) {
+	s.expectOne()
+	s.final(msg, 0)
+}
+
+// Requeue puts back messages a GET stream could not write, ahead of the
+// rest, so that CloseStream holds them for the next stream.
+func (s *Sink) Requeue(msgs [][]byte) {
+	if len(msgs) == 0 {
+		return
+	}
+	s.mu.Lock()
+	s.msgs = append(append([][]byte{}, msgs...), s.msgs...)
+	s.mu.Unlock()
+}
