@@ -207,6 +207,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, look
 			return usageError{fmt.Errorf("--listen %q: %w", *listen, err)}
 		}
 		cfg.Listen = *listen
+		if err := cfg.Validate(); err != nil {
+			return usageError{fmt.Errorf("--listen %q: %w", *listen, err)}
+		}
 	}
 	log := newLogger(cfg.Log, stderr)
 

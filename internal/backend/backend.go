@@ -416,6 +416,9 @@ func readLine(r *bufio.Reader, buf []byte, max int64) ([]byte, error) {
 		case errors.Is(err, bufio.ErrBufferFull):
 			continue
 		case errors.Is(err, io.EOF) && len(buf) > 0:
+			if int64(len(buf)) > max {
+				return nil, ErrOversized
+			}
 			return buf, nil // final line without newline
 		default:
 			return nil, err

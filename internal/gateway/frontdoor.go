@@ -27,7 +27,6 @@ type reqInfo struct {
 	method    string
 	client    string
 	errMsg    string
-	status    int
 }
 
 type ctxKey struct{}
@@ -260,7 +259,8 @@ func (g *Gateway) hostAllowed(hostport string) bool {
 		return true
 	}
 	for _, a := range g.cfg.AllowedHosts {
-		if a == hostport || a == host {
+		// An entry without a port matches any port; "[v6]" is a bare host.
+		if a == hostport || a == host || strings.Trim(a, "[]") == host && !strings.Contains(strings.TrimPrefix(a, "["), "]:") {
 			return true
 		}
 	}

@@ -333,6 +333,9 @@ func (g *Gateway) streamResponses(w http.ResponseWriter, r *http.Request, sink *
 			return
 		}
 		if sse == nil {
+			if !sink.Related() {
+				continue // only some of a batch's responses are in: keep waiting for plain JSON
+			}
 			sse = startSSE(w)
 		}
 		msgs, done, dropped := sink.Take()

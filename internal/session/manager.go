@@ -184,6 +184,7 @@ func (m *Manager) sessionList() []*Session {
 type Stats struct {
 	Sessions  int
 	Processes int
+	InFlight  int // client requests awaiting an outcome
 }
 
 // Stats reports the current numbers for one server ("" = all).
@@ -194,6 +195,9 @@ func (m *Manager) Stats(server string) Stats {
 	for _, s := range m.sessions {
 		if server == "" || s.srv.Name == server {
 			st.Sessions++
+			s.mu.Lock()
+			st.InFlight += len(s.inflight)
+			s.mu.Unlock()
 		}
 	}
 	if server == "" {
@@ -269,7 +273,7 @@ func (m *Manager) reclaimCandidate(srv *Server, sameServer bool) *Session {
 	var best *Session
 	var bestIdle time.Time
 	for _, s := range m.sessions {
-		if sameServer && s.srv != srv {
+		if (sameServer && s.srv != srv) || s.isGone() {
 			continue
 		}
 		last, busy := s.idleState()
@@ -314,6 +318,9 @@ func (m *Manager) remove(s *Session) {
 // stopAsync ends s without making the caller wait for its process.
 func (m *Manager) stopAsync(s *Session, why error) {
 	s.markGone()
+	if !s.stopping.CompareAndSwap(false, true) {
+		return // already being stopped
+	}
 	m.wg.Add(1)
 	go func() { defer m.wg.Done(); s.close(why) }()
 }
@@ -335,6 +342,9 @@ func (m *Manager) janitor(tick time.Duration) {
 		now := time.Now()
 		for _, s := range sessions {
 			s.expireHeld(now)
+			if s.stopping.Load() {
+				continue
+			}
 			last, busy := s.idleState()
 			to := s.srv.cfg.Timeouts
 			switch {

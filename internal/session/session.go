@@ -33,7 +33,8 @@ type Session struct {
 	clientName      string
 	serverName      string
 
-	gone atomic.Bool // no new requests: ended, reclaimed or expired
+	gone     atomic.Bool // no new requests: ended, reclaimed or expired
+	stopping atomic.Bool // stopAsync has been called
 
 	mu         sync.Mutex
 	lastActive time.Time
@@ -78,7 +79,12 @@ func (s *Session) ClientName() string { return s.clientName }
 // Closed is closed once the session has ended.
 func (s *Session) Closed() <-chan struct{} { return s.closed }
 
-func (s *Session) isGone() bool { return s.gone.Load() }
+// isGone reports whether the session takes no new requests: it was ended,
+// reclaimed or expired, or its backend has failed (whose HandleClose may
+// still be stopping the process).
+func (s *Session) isGone() bool {
+	return s.gone.Load() || (s.backend != nil && s.backend.Err() != nil)
+}
 
 func (s *Session) markGone() { s.gone.Store(true) }
 

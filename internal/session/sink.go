@@ -62,6 +62,14 @@ func (s *Sink) ErrorStatus() int {
 	return s.status
 }
 
+// Related reports whether a non-final message (progress, logging, a
+// server request) was ever queued: the response must then be a stream.
+func (s *Sink) Related() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.related
+}
+
 // Wake is signalled whenever something changes.
 func (s *Sink) Wake() <-chan struct{} { return s.wake }
 

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+func noEnv(string) (string, bool) { return "", false }
+
+func TestRunCommands(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(good, []byte("servers:\n  fs:\n    command: [\"/bin/cat\"]\n"), 0o600)
+	os.WriteFile(bad, []byte("servers:\n  fs:\n    comand: [\"/bin/cat\"]\n    max_concurrent: -1\n"), 0o600)
+	cases := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{"version", []string{"version"}, 0, "mcpgw ", ""},
+		{"no command", nil, 2, "", "Usage"},
+		{"unknown command", []string{"frobnicate"}, 2, "", "Usage"},
+		{"check ok", []string{"check", "--config", good}, 0, "ok (1 server(s): fs)", ""},
+		{"check lists every problem", []string{"check", "--config", bad}, 2, "", "servers.fs.comand"},
+		{"check without file", []string{"check"}, 2, "", ""},
+		{"check missing file", []string{"check", "--config", filepath.Join(dir, "none.yaml")}, 2, "", ""},
+		{"serve bad listen", []string{"serve", "--listen", "nonsense"}, 2, "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), c.args, strings.NewReader(""), &stdout, &stderr, noEnv)
+			if got := exitCode(err); got != c.code {
+				t.Errorf("exit code %d, want %d (err %v)", got, c.code, err)
+			}
+			if !strings.Contains(stdout.String(), c.stdout) {
+				t.Errorf("stdout %q lacks %q", stdout.String(), c.stdout)
+			}
+			if !strings.Contains(stderr.String(), c.stderr) {
+				t.Errorf("stderr %q lacks %q", stderr.String(), c.stderr)
+			}
+		})
+	}
+	var stderr bytes.Buffer
+	_ = run(context.Background(), []string{"check", "--config", bad}, strings.NewReader(""), &bytes.Buffer{}, &stderr, noEnv)
+	if !strings.Contains(stderr.String(), "max_concurrent") {
+		t.Errorf("check stopped at the first problem: %s", stderr.String())
+	}
+}
+
+// buildBinary builds mcpgw once for the process tests.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "mcpgw")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+var listenLine = regexp.MustCompile(`listening on http://([0-9.:]+) `)
+
+// startServe runs "mcpgw serve" with the embedded default config and
+// returns the process and its base URL.
+func startServe(t *testing.T, bin string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading the startup line: %v (stderr: %s)", err, stderr.String())
+	}
+	m := listenLine.FindStringSubmatch(line)
+	if m == nil || !strings.Contains(line, "/mcp/demo") {
+		t.Fatalf("startup line %q does not say where to connect", line)
+	}
+	return cmd, "http://" + m[1]
+}
+
+func connectDemo(t *testing.T, base string) *mcp.ClientSession {
+	t.Helper()
+	client := mcp.NewClient(&mcp.Implementation{Name: "cmd-test", Version: "1"}, nil)
+	hc := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(hc.CloseIdleConnections)
+	cs, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: base + "/mcp/demo", HTTPClient: hc}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi"}})
+	if err != nil || res.IsError {
+		t.Fatalf("echo: %v %v", err, res)
+	}
+	return cs
+}
+
+func childrenOf(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		var p int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &p); err != nil {
+			continue
+		}
+		if ppid, state := statOf(p); ppid == pid && state != "Z" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func statOf(pid int) (ppid int, state string) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, ""
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, ""
+	}
+	fmt.Sscanf(s[i+2:], "%s %d", &state, &ppid)
+	return ppid, state
+}
+
+func alive(pid int) bool {
+	_, state := statOf(pid)
+	return state != "" && state != "Z"
+}
+
+func waitGone(t *testing.T, pids []int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for _, p := range pids {
+		for alive(p) {
+			if time.Now().After(deadline) {
+				t.Fatalf("process %d still alive after %s", p, within)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// The README's first command with the embedded config: serves the demo
+// server, and SIGTERM drains, stops every child and exits 0.
+func TestServeDefaultConfigAndSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildBinary(t)
+	cmd, base := startServe(t, bin)
+	connectDemo(t, base)
+	connectDemo(t, base)
+	kids := childrenOf(cmd.Process.Pid)
+	if len(kids) != 2 {
+		t.Fatalf("want 2 demo-server children, got %v", kids)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("gateway exited with %v after SIGTERM, want status 0", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("gateway did not exit after SIGTERM")
+	}
+	waitGone(t, kids, 2*time.Second)
+}
+
+// After SIGKILL of the gateway, its children die with it (parent-death
+// signal).
+func TestSIGKILLTakesChildren(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildBinary(t)
+	cmd, base := startServe(t, bin)
+	connectDemo(t, base)
+	kids := childrenOf(cmd.Process.Pid)
+	if len(kids) != 1 {
+		t.Fatalf("want 1 child, got %v", kids)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	waitGone(t, kids, 2*time.Second)
+}

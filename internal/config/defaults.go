@@ -1,0 +1,106 @@
+package config
+
+import "time"
+
+// Every default and every bound of the configuration lives in this file and
+// nowhere else (STYLE.md, habit 8). docs/config.md mirrors it: change both.
+
+// Defaults for keys the file does not set.
+const (
+	defaultListen    = "127.0.0.1:8080"
+	defaultLogLevel  = "info"
+	defaultLogFormat = "json"
+
+	defaultMaxProcesses    = 32
+	defaultMaxBodyBytes    = 4 << 20  // 4 MiB
+	defaultMaxMessageBytes = 16 << 20 // 16 MiB
+	defaultShutdownTimeout = 30 * time.Second
+	defaultSSEKeepAlive    = 15 * time.Second
+	defaultHoldMessages    = 60 * time.Second
+	defaultMaxHeldMessages = 256
+	defaultReadTimeout     = 30 * time.Second
+
+	defaultRuntime            = "native"
+	defaultMode               = "launcher"
+	defaultStartupTimeout     = 30 * time.Second
+	defaultRequestTimeout     = 60 * time.Second
+	defaultIdleTimeout        = 15 * time.Minute
+	defaultMaxLifetime        = 24 * time.Hour
+	defaultKillGrace          = 5 * time.Second
+	defaultReclaimIdle        = 60 * time.Second
+	defaultMaxConcurrent      = 2
+	defaultServerMaxProcesses = 4
+	defaultQueueTimeout       = 0 // fail fast
+)
+
+// Bounds, inclusive. A lower bound of positive means "greater than zero": a
+// zero timeout or limit would make the gateway refuse all work.
+const (
+	positive = time.Duration(1)
+
+	minMaxProcesses, maxMaxProcesses       = 1, 10000
+	minMaxBodyBytes, maxMaxBodyBytes       = 1 << 10, 1 << 30  // 1 KiB .. 1 GiB
+	minMaxMessageBytes, maxMaxMessageBytes = 64 << 10, 1 << 30 // 64 KiB .. 1 GiB
+	minShutdownTimeout, maxShutdownTimeout = positive, time.Hour
+	minSSEKeepAlive, maxSSEKeepAlive       = 100 * time.Millisecond, 10 * time.Minute
+	minHoldMessages, maxHoldMessages       = positive, time.Hour
+	minMaxHeldMessages, maxMaxHeldMessages = 1, 10000
+	minReadTimeout, maxReadTimeout         = positive, time.Hour
+
+	minStartupTimeout, maxStartupTimeout         = positive, time.Hour
+	minRequestTimeout, maxRequestTimeout         = positive, 24 * time.Hour
+	minIdleTimeout, maxIdleTimeout               = positive, 7 * 24 * time.Hour
+	minMaxLifetime, maxMaxLifetime               = positive, 30 * 24 * time.Hour
+	minKillGrace, maxKillGrace                   = positive, 5 * time.Minute
+	minReclaimIdle, maxReclaimIdle               = 0, 24 * time.Hour
+	minMaxConcurrent, maxMaxConcurrent           = 1, 10000
+	minServerMaxProcesses, maxServerMaxProcesses = 1, 10000
+	minQueueTimeout, maxQueueTimeout             = 0, 10 * time.Minute
+
+	// maxFileBytes bounds what Load reads; real configs are a few KiB.
+	maxFileBytes = 1 << 20
+)
+
+// newConfig returns a Config holding the default of every gateway-wide key
+// and no servers.
+func newConfig() *Config {
+	return &Config{
+		Listen: defaultListen,
+		Log: Log{
+			Level:  defaultLogLevel,
+			Format: defaultLogFormat,
+		},
+		Limits: Limits{
+			MaxProcesses:    defaultMaxProcesses,
+			MaxBodyBytes:    defaultMaxBodyBytes,
+			MaxMessageBytes: defaultMaxMessageBytes,
+			ShutdownTimeout: defaultShutdownTimeout,
+			SSEKeepAlive:    defaultSSEKeepAlive,
+			HoldMessages:    defaultHoldMessages,
+			MaxHeldMessages: defaultMaxHeldMessages,
+			ReadTimeout:     defaultReadTimeout,
+		},
+		Servers: map[string]*Server{},
+	}
+}
+
+// newServer returns the settings of a server named name that sets nothing
+// but its (still missing) command.
+func newServer(name string) *Server {
+	return &Server{
+		Name:    name,
+		Runtime: defaultRuntime,
+		Mode:    defaultMode,
+		Timeouts: Timeouts{
+			Startup:     defaultStartupTimeout,
+			Request:     defaultRequestTimeout,
+			Idle:        defaultIdleTimeout,
+			MaxLifetime: defaultMaxLifetime,
+			KillGrace:   defaultKillGrace,
+			ReclaimIdle: defaultReclaimIdle,
+		},
+		MaxConcurrent: defaultMaxConcurrent,
+		MaxProcesses:  defaultServerMaxProcesses,
+		QueueTimeout:  defaultQueueTimeout,
+	}
+}

@@ -1,0 +1,72 @@
+package config
+
+import "time"
+
+// Config is a validated gateway configuration. Every field holds its
+// effective value: defaults are applied by Load/Parse, so consumers never
+// need to know what a zero value means. Code that changes a field (such as
+// `serve --listen`) calls Validate afterwards.
+type Config struct {
+	// Listen is the TCP address of the HTTP listener (host:port).
+	Listen string
+	// PublicURL is how clients reach the gateway (http(s)://host[:port],
+	// lower-cased, no path or trailing "/", no default port), or "" when
+	// unset.
+	PublicURL string
+	// AllowedHosts are Host header values accepted besides loopback names.
+	// Lower-cased; an entry without a port matches any port.
+	AllowedHosts []string
+	// AllowedOrigins are Origin header values accepted besides loopback
+	// origins, lower-cased, in http(s)://host[:port] form without a
+	// default port (as browsers send them).
+	AllowedOrigins []string
+	// Log selects the gateway's own log output.
+	Log Log
+	// Limits are the gateway-wide bounds.
+	Limits Limits
+	// Servers maps a server name (matching ServerNamePattern) to its settings.
+	Servers map[string]*Server
+}
+
+// Log selects the gateway's own log output.
+type Log struct {
+	Level  string // debug | info | warn | error (default info)
+	Format string // json | text (default json)
+}
+
+// Limits are gateway-wide bounds.
+type Limits struct {
+	MaxProcesses    int           // live processes, all servers together (default 32)
+	MaxBodyBytes    int64         // request body bound (default 4 MiB)
+	MaxMessageBytes int64         // one line from a backend's stdout (default 16 MiB)
+	ShutdownTimeout time.Duration // drain bound on SIGTERM (default 30s)
+	SSEKeepAlive    time.Duration // comment keep-alive period on open SSE streams (default 15s)
+	HoldMessages    time.Duration // how long server messages wait for a GET stream (default 60s)
+	MaxHeldMessages int           // messages held per session without a GET stream (default 256)
+	ReadTimeout     time.Duration // reading a request's headers and body (default 30s)
+}
+
+// Server is one configured stdio MCP server.
+type Server struct {
+	// Name is the server's key under servers:, repeated here for logs.
+	Name          string
+	Runtime       string            // native (default); container arrives with its issue
+	Mode          string            // launcher (default)
+	Command       []string          // argv; never run through a shell
+	Env           map[string]string // expanded values; secrets: never log them
+	Workdir       string            // "" = the gateway's working directory
+	Timeouts      Timeouts
+	MaxConcurrent int           // requests in flight to this server (default 2)
+	MaxProcesses  int           // live processes of this server (default 4)
+	QueueTimeout  time.Duration // wait for a slot before 429 (default 0 = fail fast)
+}
+
+// Timeouts implement the core rule: no process without a deadline.
+type Timeouts struct {
+	Startup     time.Duration // spawn until the initialize answer (default 30s)
+	Request     time.Duration // one request (default 60s)
+	Idle        time.Duration // session without traffic is stopped (default 15m)
+	MaxLifetime time.Duration // process age bound; drained then stopped (default 24h)
+	KillGrace   time.Duration // each step of the stop sequence (default 5s)
+	ReclaimIdle time.Duration // minimum idleness before a session may be reclaimed at the process cap (default 60s; 0 = any idle session)
+}

@@ -1,0 +1,335 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.uber.org/goleak"
+
+	"github.com/mcpgw/mcpgw/internal/config"
+	"github.com/mcpgw/mcpgw/internal/demo"
+	"github.com/mcpgw/mcpgw/internal/testserver"
+)
+
+// TestMain doubles as the test servers: the gateway under test starts this
+// very binary as a real child process, either as the misbehaving test
+// server or as the demo server.
+func TestMain(m *testing.M) {
+	if os.Getenv(testserver.EnvVar) == "1" {
+		os.Exit(testserver.Main())
+	}
+	if os.Getenv("MCPGW_TEST_DEMO") == "1" {
+		if err := demo.Run(context.Background(), os.Stdin, os.Stdout, "test"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// logBuffer collects the gateway's JSON log lines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// Lines returns the decoded log records.
+func (b *logBuffer) Lines() []map[string]any {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(b.buf.Bytes()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// find returns the records with msg whose fields match.
+func (b *logBuffer) find(msg string, fields map[string]any) []map[string]any {
+	var out []map[string]any
+	for _, l := range b.Lines() {
+		if l["msg"] != msg {
+			continue
+		}
+		ok := true
+		for k, v := range fields {
+			if fmt.Sprint(l[k]) != fmt.Sprint(v) {
+				ok = false
+			}
+		}
+		if ok {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+type harness struct {
+	t    testing.TB
+	g    *Gateway
+	base string // http://127.0.0.1:port
+	logs *logBuffer
+	cfg  *config.Config
+	done chan error
+}
+
+// testConfig expands a YAML config in which ${TESTBIN} is this test binary.
+func testConfig(t testing.TB, yaml string) *config.Config {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte(yaml), func(k string) (string, bool) {
+		if k == "TESTBIN" {
+			return self, true
+		}
+		return os.LookupEnv(k)
+	})
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return cfg
+}
+
+// serverYAML is a test-server entry; extra is indented YAML added to it.
+func serverYAML(name, extra string) string {
+	return fmt.Sprintf(`  %s:
+    command: ["${TESTBIN}"]
+    env: {MCPGW_TESTSERVER: "1"}
+%s`, name, extra)
+}
+
+// newHarness starts a gateway with cfgYAML on a loopback port.
+func newHarness(t testing.TB, cfgYAML string) *harness {
+	t.Helper()
+	cfg := testConfig(t, cfgYAML)
+	logs := &logBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	g := New(cfg, &Options{Logger: log, Getenv: os.LookupEnv, Version: "test"})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, g: g, base: "http://" + ln.Addr().String(), logs: logs, cfg: cfg, done: make(chan error, 1)}
+	go func() { h.done <- g.Serve(ln) }()
+	t.Cleanup(func() { h.shutdown(10 * time.Second) })
+	return h
+}
+
+func (h *harness) shutdown(timeout time.Duration) {
+	select {
+	case <-h.done:
+		return // already shut down
+	default:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := h.g.Shutdown(ctx); err != nil {
+		h.t.Errorf("shutdown: %v", err)
+	}
+	if err := <-h.done; err != nil {
+		h.t.Errorf("serve: %v", err)
+	}
+	h.done <- nil
+	http.DefaultClient.CloseIdleConnections()
+}
+
+func (h *harness) url(server string) string { return h.base + "/mcp/" + server }
+
+// connect opens a Go SDK client session through the gateway.
+func (h *harness) connect(server string, opts *mcp.ClientOptions) *mcp.ClientSession {
+	h.t.Helper()
+	client := mcp.NewClient(&mcp.Implementation{Name: "gateway-test", Version: "1"}, opts)
+	hc := &http.Client{Transport: &http.Transport{}}
+	cs, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: h.url(server), HTTPClient: hc}, nil)
+	if err != nil {
+		h.t.Fatalf("connect to %s: %v", server, err)
+	}
+	h.t.Cleanup(func() {
+		_ = cs.Close()
+		hc.CloseIdleConnections()
+	})
+	return cs
+}
+
+// callText calls a tool and returns its first text content.
+func callText(t testing.TB, cs *mcp.ClientSession, tool string, args map[string]any) string {
+	t.Helper()
+	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: tool, Arguments: args})
+	if err != nil {
+		t.Fatalf("call %s: %v", tool, err)
+	}
+	if len(res.Content) == 0 {
+		t.Fatalf("call %s: no content", tool)
+	}
+	tc, ok := res.Content[0].(*mcp.TextContent)
+	if !ok {
+		t.Fatalf("call %s: content is %T", tool, res.Content[0])
+	}
+	return tc.Text
+}
+
+// rawResponse is a decoded HTTP exchange with the gateway.
+type rawResponse struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// errorCode returns the JSON-RPC error code of the body, or 0.
+func (r *rawResponse) errorCode() int {
+	var m struct {
+		Error *struct {
+			Code int `json:"code"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(r.Body, &m) != nil || m.Error == nil {
+		return 0
+	}
+	return m.Error.Code
+}
+
+// post sends a raw POST with the usual MCP headers plus hdr.
+func (h *harness) post(server, body string, hdr map[string]string) *rawResponse {
+	h.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, h.url(server), strings.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	for k, v := range hdr {
+		if v == "" {
+			req.Header.Del(k)
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	return h.do(req)
+}
+
+func (h *harness) do(req *http.Request) *rawResponse {
+	h.t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		h.t.Fatalf("reading body: %v", err)
+	}
+	return &rawResponse{Status: resp.StatusCode, Header: resp.Header, Body: body}
+}
+
+const initBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"%s","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
+
+// rawSession initializes a session by hand and returns its id.
+func (h *harness) rawSession(server, version string) string {
+	h.t.Helper()
+	r := h.post(server, fmt.Sprintf(initBody, version), nil)
+	if r.Status != http.StatusOK {
+		h.t.Fatalf("initialize: %d %s", r.Status, r.Body)
+	}
+	sid := r.Header.Get("Mcp-Session-Id")
+	if sid == "" {
+		h.t.Fatal("initialize: no Mcp-Session-Id")
+	}
+	r = h.post(server, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, map[string]string{"Mcp-Session-Id": sid})
+	if r.Status != http.StatusAccepted {
+		h.t.Fatalf("initialized: %d %s", r.Status, r.Body)
+	}
+	return sid
+}
+
+// eventually polls cond (no fixed sleeps as synchronisation: it returns as
+// soon as cond holds) and fails after timeout.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// processAlive reports whether pid exists and is not a zombie.
+func processAlive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// state is the field after the parenthesised command name
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
+}
+
+// childrenOf lists the live processes whose parent is pid.
+func childrenOf(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		var p int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &p); err != nil {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(data)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		var state string
+		var ppid int
+		if _, err := fmt.Sscanf(s[i+2:], "%s %d", &state, &ppid); err == nil && ppid == pid && state != "Z" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+var mcpCallSleep = mcp.CallToolParams{Name: "sleep", Arguments: map[string]any{"ms": 3000}}
+
+func osGetpid() int { return os.Getpid() }
+
+// spawnChild asks the test server to fork a grandchild and returns its pid.
+func spawnChild(t testing.TB, cs *mcp.ClientSession) int {
+	t.Helper()
+	var sc testserver.SpawnChild
+	if err := json.Unmarshal([]byte(callText(t, cs, "spawn_child", nil)), &sc); err != nil || sc.PID == 0 {
+		t.Fatalf("spawn_child: %v", err)
+	}
+	return sc.PID
+}

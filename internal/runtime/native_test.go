@@ -1,0 +1,129 @@
+package runtime
+
+import (
+	"io"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func alive(pid int) bool {
+	data, err := os.ReadFile("/proc/" + itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && s[i+2] != 'Z'
+}
+
+func itoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}
+
+func TestStopSequence(t *testing.T) {
+	cases := []struct {
+		name    string
+		script  string
+		minTime time.Duration // the stop must not be faster (proves the grace steps)
+		maxTime time.Duration
+		signal  string
+	}{
+		// exits on stdin EOF: step 1 suffices
+		{"exits on EOF", "cat >/dev/null", 0, 150 * time.Millisecond, ""},
+		// ignores EOF, dies on SIGTERM: step 2
+		{"dies on SIGTERM", "exec sleep 100", 200 * time.Millisecond, 400 * time.Millisecond, "terminated"},
+		// ignores EOF and SIGTERM: step 3
+		{"needs SIGKILL", "trap '' TERM; while :; do sleep 0.05; done", 400 * time.Millisecond, 800 * time.Millisecond, "killed"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p, err := StartNative(NativeSpec{Command: []string{"/bin/sh", "-c", c.script}, Env: []string{"PATH=/usr/bin:/bin"}, KillGrace: 200 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			go io.Copy(io.Discard, p.Stdout())
+			go io.Copy(io.Discard, p.Stderr())
+			time.Sleep(50 * time.Millisecond) // let the shell install its trap; the timings below depend on it
+			start := time.Now()
+			if err := p.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			d := time.Since(start)
+			if d < c.minTime || d > c.maxTime {
+				t.Errorf("stop took %s, want between %s and %s", d, c.minTime, c.maxTime)
+			}
+			if c.signal != "" && (p.ExitErr() == nil || !strings.Contains(p.ExitErr().Error(), c.signal)) {
+				t.Errorf("exit = %v, want %s", p.ExitErr(), c.signal)
+			}
+			if alive(p.Pid()) {
+				t.Error("process alive after Stop")
+			}
+			p.CloseOutputs()
+		})
+	}
+}
+
+func TestProcessGroupIsKilled(t *testing.T) {
+	p, err := StartNative(NativeSpec{Command: []string{"/bin/sh", "-c", "sleep 100 & echo $!; wait"}, Env: []string{"PATH=/usr/bin:/bin"}, KillGrace: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 32)
+	n, _ := p.Stdout().Read(buf)
+	var child int
+	for _, c := range strings.TrimSpace(string(buf[:n])) {
+		child = child*10 + int(c-'0')
+	}
+	if !alive(child) {
+		t.Fatalf("grandchild %d not running", child)
+	}
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for alive(child) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if alive(child) {
+		t.Errorf("grandchild %d survived the group stop", child)
+		_ = syscall.Kill(child, syscall.SIGKILL)
+	}
+	p.CloseOutputs()
+}
+
+func TestEnvironmentIsExplicit(t *testing.T) {
+	t.Setenv("MCPGW_RUNTIME_TEST_SECRET", "s3cret")
+	p, err := StartNative(NativeSpec{Command: []string{"/usr/bin/env"}, Env: []string{"PATH=/usr/bin:/bin", "ONLY=this"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(p.Stdout())
+	_ = p.Stop()
+	p.CloseOutputs()
+	got := strings.Fields(string(out))
+	if len(got) != 2 || got[0] != "PATH=/usr/bin:/bin" || got[1] != "ONLY=this" {
+		t.Errorf("child env = %q, want exactly PATH and ONLY", got)
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	if _, err := StartNative(NativeSpec{Command: []string{"definitely-not-a-command-xyz"}, Env: []string{"PATH=/usr/bin"}}); err == nil {
+		t.Error("unknown command started")
+	}
+	if _, err := StartNative(NativeSpec{}); err == nil {
+		t.Error("empty command started")
+	}
+	if _, err := LookPath("sh", []string{"PATH=/nonexistent"}); err == nil {
+		t.Error("LookPath ignored the child's PATH")
+	}
+}
