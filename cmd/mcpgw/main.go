@@ -150,9 +150,10 @@ func runCheck(args []string, stdout, stderr io.Writer, lookupEnv func(string) (s
 			for _, p := range ce.Problems {
 				fmt.Fprintf(stderr, "  %s\n", p)
 			}
-			return usageError{fmt.Errorf("%s is not valid", *path)}
+			// DESIGN.md: check "exits 1 with all errors listed".
+			return fmt.Errorf("%s is not valid", *path)
 		}
-		return usageError{err}
+		return err
 	}
 	names := make([]string, 0, len(cfg.Servers))
 	for n := range cfg.Servers {

@@ -37,9 +37,9 @@ func TestRunCommands(t *testing.T) {
 		{"no command", nil, 2, "", "Usage"},
 		{"unknown command", []string{"frobnicate"}, 2, "", "Usage"},
 		{"check ok", []string{"check", "--config", good}, 0, "ok (1 server(s): fs)", ""},
-		{"check lists every problem", []string{"check", "--config", bad}, 2, "", "servers.fs.comand"},
+		{"check lists every problem", []string{"check", "--config", bad}, 1, "", "servers.fs.comand"},
 		{"check without file", []string{"check"}, 2, "", ""},
-		{"check missing file", []string{"check", "--config", filepath.Join(dir, "none.yaml")}, 2, "", ""},
+		{"check missing file", []string{"check", "--config", filepath.Join(dir, "none.yaml")}, 1, "", ""},
 		{"serve bad listen", []string{"serve", "--listen", "nonsense"}, 2, "", ""},
 	}
 	for _, c := range cases {

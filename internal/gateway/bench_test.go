@@ -83,6 +83,28 @@ func BenchmarkEchoDirectStdio(b *testing.B) {
 	benchCalls(b, cs)
 }
 
+// BenchmarkEchoDirectStdio16 is the 16-process baseline for the gateway's
+// 16-session throughput: the same client calls 16 directly spawned servers.
+func BenchmarkEchoDirectStdio16(b *testing.B) {
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	sessions := make([]*mcp.ClientSession, 16)
+	for i := range sessions {
+		cmd := exec.Command(self)
+		cmd.Env = []string{"MCPGW_TEST_DEMO=1", "PATH=" + os.Getenv("PATH")}
+		client := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
+		cs, err := client.Connect(context.Background(), &mcp.CommandTransport{Command: cmd}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cs.Close()
+		sessions[i] = cs
+	}
+	benchConcurrent(b, sessions)
+}
+
 func BenchmarkEchoGateway1Session(b *testing.B) {
 	h := newHarness(b, benchYAML)
 	cs := h.connect("demo", nil)
@@ -98,6 +120,13 @@ func BenchmarkEchoGateway16Sessions(b *testing.B) {
 	for i := range sessions {
 		sessions[i] = h.connect("demo", nil)
 	}
+	benchConcurrent(b, sessions)
+}
+
+// benchConcurrent spreads b.N calls over the sessions, one goroutine each,
+// and reports calls per second and per-call latency.
+func benchConcurrent(b *testing.B, sessions []*mcp.ClientSession) {
+	n := len(sessions)
 	ctx := context.Background()
 	var mu sync.Mutex
 	samples := make([]time.Duration, 0, b.N)

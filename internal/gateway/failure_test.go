@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -437,4 +439,103 @@ func TestHeldMessagesReachLaterGetStream(t *testing.T) {
 		}
 	}
 	t.Fatal("held list_changed notification was not delivered on the GET stream")
+}
+
+func TestHeldMessagesAreBounded(t *testing.T) {
+	h := newHarness(t, "listen: 127.0.0.1:0\nlimits: {max_held_messages: 2}\nservers:\n"+serverYAML("t", ""))
+	sid := h.rawSession("t", "2025-06-18")
+	for i := 0; i < 4; i++ {
+		r := h.post("t", fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"list_changed"}}`, i+1), map[string]string{"Mcp-Session-Id": sid})
+		if r.Status != http.StatusOK {
+			t.Fatalf("list_changed: %d", r.Status)
+		}
+	}
+	if n := len(h.logs.find("dropping a server message: no GET stream is open to receive it", map[string]any{"session_id": sid})); n != 2 {
+		t.Errorf("%d drops logged, want 2", n)
+	}
+	if got := readStreamEvents(t, h, sid, 2, 2*time.Second); got != 2 {
+		t.Errorf("GET stream delivered %d held messages, want 2", got)
+	}
+}
+
+func TestHeldMessagesExpire(t *testing.T) {
+	h := newHarness(t, "listen: 127.0.0.1:0\nlimits: {hold_messages: 200ms}\nservers:\n"+serverYAML("t", ""))
+	sid := h.rawSession("t", "2025-06-18")
+	h.post("t", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_changed"}}`, map[string]string{"Mcp-Session-Id": sid})
+	eventually(t, 5*time.Second, "the held message to expire", func() bool {
+		return len(h.logs.find("dropping a server message: no GET stream is open to receive it",
+			map[string]any{"session_id": sid, "reason": "held longer than limits.hold_messages"})) == 1
+	})
+	if got := readStreamEvents(t, h, sid, 1, 500*time.Millisecond); got != 0 {
+		t.Errorf("expired message delivered anyway (%d events)", got)
+	}
+}
+
+// readStreamEvents opens the GET stream and counts message events until
+// want arrive or the time is up.
+func readStreamEvents(t *testing.T, h *harness, sid string, want int, within time.Duration) int {
+	t.Helper()
+	req := mustReq(t, http.MethodGet, h.url("t"))
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Mcp-Session-Id", sid)
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	n := 0
+	sc := bufio.NewScanner(resp.Body)
+	for n < want && sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "data: ") {
+			n++
+		}
+	}
+	return n
+}
+
+// Slow clients cannot pin connections: a header or body that does not
+// arrive within limits.read_timeout ends the exchange.
+func TestSlowClients(t *testing.T) {
+	h := newHarness(t, "listen: 127.0.0.1:0\nlimits: {read_timeout: 300ms}\nservers:\n"+serverYAML("t", ""))
+	addr := strings.TrimPrefix(h.base, "http://")
+	t.Run("slow headers", func(t *testing.T) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "POST /mcp/t HTTP/1.1\r\nHost: 127.0.0.1\r\n") // never finishes the header
+		start := time.Now()
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = io.ReadAll(c)
+		if d := time.Since(start); err != nil || d > 3*time.Second {
+			t.Errorf("connection held for %s (err %v), want closed after ~300ms", d, err)
+		}
+	})
+	t.Run("slow body", func(t *testing.T) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "POST /mcp/t HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 100\r\n\r\n{\"jsonrpc\"")
+		// net/http drops the connection once the body read times out (the
+		// handler's 400 is logged but cannot be delivered mid-body).
+		start := time.Now()
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = io.ReadAll(c)
+		if d := time.Since(start); err != nil || d > 3*time.Second {
+			t.Errorf("connection held for %s (err %v), want closed after ~300ms", d, err)
+		}
+		eventually(t, 2*time.Second, "the timed-out body to be logged", func() bool {
+			for _, l := range h.logs.find("request", map[string]any{"status": 400}) {
+				if strings.Contains(fmt.Sprint(l["error"]), "timeout") {
+					return true
+				}
+			}
+			return false
+		})
+	})
 }

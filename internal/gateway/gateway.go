@@ -70,7 +70,7 @@ func New(cfg *config.Config, opts *Options) *Gateway {
 		// (limits.read_timeout), idle keep-alive connections are closed.
 		// There is no global WriteTimeout because SSE streams are long;
 		// every write sets its own deadline instead.
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: min(10*time.Second, cfg.Limits.ReadTimeout),
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

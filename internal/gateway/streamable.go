@@ -182,8 +182,9 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 	_ = rc.SetReadDeadline(time.Now().Add(g.cfg.Limits.ReadTimeout))
 	limit := g.cfg.Limits.MaxBodyBytes
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	_ = rc.SetReadDeadline(time.Time{})
 	if err != nil {
+		// The deadline stays: net/http must not wait for the rest of a
+		// body that a slow client is trickling in.
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			writeError(w, r, http.StatusRequestEntityTooLarge, nil, jsonrpc.CodeInvalidRequest,
@@ -194,6 +195,8 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 			"reading request body: "+err.Error(), 0)
 		return nil, false
 	}
+	// Cleared so that the SSE response can last longer than the body read.
+	_ = rc.SetReadDeadline(time.Time{})
 	return body, true
 }
 

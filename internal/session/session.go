@@ -630,6 +630,12 @@ func (s *Session) CloseStream(sink *Sink) {
 	if s.ended {
 		return
 	}
+	if s.stream != nil { // replaced by a newer stream: hand over what is left
+		for _, m := range rest {
+			s.toStream(m, nil)
+		}
+		return
+	}
 	now := time.Now()
 	held := make([]heldMsg, 0, len(rest)+len(s.held))
 	for _, m := range rest {
