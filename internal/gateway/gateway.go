@@ -101,12 +101,21 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.draining.Store(true)
 	g.mgr.Drain()
 	err := g.srv.Shutdown(ctx)
-	if err != nil {
-		// Deadline passed with requests still running: cut them off.
-		g.log.Warn("shutdown timeout reached with requests in flight; closing them", "error", err.Error())
+	if err == nil {
+		g.mgr.Close()
+		return nil
+	}
+	// The deadline passed with requests still running. Stopping the
+	// backends fails each of them with exactly one JSON-RPC error, which
+	// their handlers deliver (as a status or on the open stream) before the
+	// connections are closed.
+	g.log.Warn("shutdown timeout reached with requests in flight; stopping them", "error", err.Error())
+	g.mgr.Close()
+	grace, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if g.srv.Shutdown(grace) != nil {
 		_ = g.srv.Close()
 	}
-	g.mgr.Close()
 	if errors.Is(err, context.DeadlineExceeded) {
 		return nil // drained as far as the timeout allowed; not a failure
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -261,5 +262,33 @@ func TestShutdownLeavesNoProcess(t *testing.T) {
 	}
 	if kids := childrenOf(osGetpid()); len(kids) != 0 {
 		t.Errorf("gateway still has child processes: %v", kids)
+	}
+}
+
+// When limits.shutdown_timeout runs out, a request still in flight gets
+// exactly one JSON-RPC error on its open stream, and the stream ends.
+func TestShutdownTimeoutAnswersPendingOnce(t *testing.T) {
+	h := newHarness(t, "listen: 127.0.0.1:0\nlimits: {sse_keepalive: 100ms}\nservers:\n"+serverYAML("t", "    timeouts: {kill_grace: 200ms}\n"))
+	sid := h.rawSession("t", "2025-06-18")
+	req, _ := http.NewRequest(http.MethodPost, h.url("t"), strings.NewReader(
+		`{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"sleep","arguments":{"ms":30000}}}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Mcp-Session-Id", sid)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("want an SSE stream after the first keep-alive, got %q", resp.Header.Get("Content-Type"))
+	}
+	h.shutdown(300 * time.Millisecond)
+	body, _ := io.ReadAll(resp.Body)
+	if n := strings.Count(string(body), `"id":42`); n != 1 {
+		t.Fatalf("stream carried %d messages for request 42, want exactly 1:\n%s", n, body)
+	}
+	if !strings.Contains(string(body), "-32002") {
+		t.Errorf("want a -32002 error on the stream:\n%s", body)
 	}
 }

@@ -599,6 +599,9 @@ func (s *Session) OpenStream() (*Sink, error) {
 	if s.isGone() {
 		return nil, errSessionGone()
 	}
+	if s.srv.m.Draining() {
+		return nil, errUnavailable("the gateway is shutting down", 5*time.Second, errShutdown)
+	}
 	sink := newStreamSink(1024)
 	s.mu.Lock()
 	if s.ended {
