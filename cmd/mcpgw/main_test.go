@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgw/mcpgw/internal/proctest"
 )
 
 func noEnv(string) (string, bool) { return "", false }
@@ -120,39 +121,9 @@ func connectDemo(t *testing.T, base string) *mcp.ClientSession {
 	return cs
 }
 
-func childrenOf(pid int) []int {
-	entries, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range entries {
-		var p int
-		if _, err := fmt.Sscanf(e.Name(), "%d", &p); err != nil {
-			continue
-		}
-		if ppid, state := statOf(p); ppid == pid && state != "Z" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
+func childrenOf(pid int) []int { return proctest.ChildrenOf(pid) }
 
-func statOf(pid int) (ppid int, state string) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, ""
-	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, ""
-	}
-	fmt.Sscanf(s[i+2:], "%s %d", &state, &ppid)
-	return ppid, state
-}
-
-func alive(pid int) bool {
-	_, state := statOf(pid)
-	return state != "" && state != "Z"
-}
+func alive(pid int) bool { return proctest.Alive(pid) }
 
 func waitGone(t *testing.T, pids []int, within time.Duration) {
 	t.Helper()

@@ -374,17 +374,7 @@ func TestGlobalProcessCap(t *testing.T) {
 func TestKeepAliveOnIdleStreams(t *testing.T) {
 	h := newHarness(t, "listen: 127.0.0.1:0\nlimits: {sse_keepalive: 100ms}\nservers:\n"+serverYAML("t", ""))
 	sid := h.rawSession("t", "2025-06-18")
-	// GET stream
-	req := mustReq(t, http.MethodGet, h.url("t"))
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Mcp-Session-Id", sid)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := h.openStream(sid, 5*time.Second)
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Fatalf("GET content type %q", ct)
 	}
@@ -422,16 +412,7 @@ func TestHeldMessagesReachLaterGetStream(t *testing.T) {
 	if r.Status != http.StatusOK {
 		t.Fatalf("list_changed: %d %s", r.Status, r.Body)
 	}
-	req := mustReq(t, http.MethodGet, h.url("t"))
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Mcp-Session-Id", sid)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := h.openStream(sid, 5*time.Second)
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		if strings.Contains(sc.Text(), "notifications/tools/list_changed") {
@@ -475,16 +456,7 @@ func TestHeldMessagesExpire(t *testing.T) {
 // want arrive or the time is up.
 func readStreamEvents(t *testing.T, h *harness, sid string, want int, within time.Duration) int {
 	t.Helper()
-	req := mustReq(t, http.MethodGet, h.url("t"))
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Mcp-Session-Id", sid)
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := h.openStream(sid, within)
 	n := 0
 	sc := bufio.NewScanner(resp.Body)
 	for n < want && sc.Scan() {

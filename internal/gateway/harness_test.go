@@ -21,6 +21,7 @@ import (
 
 	"github.com/mcpgw/mcpgw/internal/config"
 	"github.com/mcpgw/mcpgw/internal/demo"
+	"github.com/mcpgw/mcpgw/internal/proctest"
 	"github.com/mcpgw/mcpgw/internal/testserver"
 )
 
@@ -281,44 +282,9 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-// processAlive reports whether pid exists and is not a zombie.
-func processAlive(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// state is the field after the parenthesised command name
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
-}
+func processAlive(pid int) bool { return proctest.Alive(pid) }
 
-// childrenOf lists the live processes whose parent is pid.
-func childrenOf(pid int) []int {
-	entries, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range entries {
-		var p int
-		if _, err := fmt.Sscanf(e.Name(), "%d", &p); err != nil {
-			continue
-		}
-		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(data)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		var state string
-		var ppid int
-		if _, err := fmt.Sscanf(s[i+2:], "%s %d", &state, &ppid); err == nil && ppid == pid && state != "Z" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
+func childrenOf(pid int) []int { return proctest.ChildrenOf(pid) }
 
 var mcpCallSleep = mcp.CallToolParams{Name: "sleep", Arguments: map[string]any{"ms": 3000}}
 
@@ -332,4 +298,24 @@ func spawnChild(t testing.TB, cs *mcp.ClientSession) int {
 		t.Fatalf("spawn_child: %v", err)
 	}
 	return sc.PID
+}
+
+// openStream opens the GET stream of session sid on server "t"; the
+// stream is cut after within, and closed at the end of the test.
+func (h *harness) openStream(sid string, within time.Duration) *http.Response {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.url("t"), nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Mcp-Session-Id", sid)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { resp.Body.Close(); cancel() })
+	return resp
 }

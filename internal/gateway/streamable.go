@@ -386,21 +386,12 @@ func (g *Gateway) handleGet(w http.ResponseWriter, r *http.Request, srv *session
 		writeError(w, r, http.StatusNotAcceptable, nil, jsonrpc.CodeInvalidRequest, "Accept must list text/event-stream", 0)
 		return
 	}
-	sid := r.Header.Get(hdrSessionID)
-	if sid == "" {
-		writeError(w, r, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "missing Mcp-Session-Id header: send initialize first", 0)
-		return
-	}
-	ri.sessionID = sid
 	ri.method = "GET stream"
-	sess, ok := g.lookup(w, r, srv, sid)
+	sess, ok := g.sessionFor(w, r, srv)
 	if !ok {
 		return
 	}
-	ri.client = sess.ClientName()
-	if !g.checkVersionHeader(w, r, sess, r.Header.Get(hdrProtocolVersion)) {
-		return
-	}
+	sid := sess.ID()
 	sink, err := sess.OpenStream()
 	if err != nil {
 		g.writeSessionError(w, r, nil, err)
@@ -437,23 +428,33 @@ func (g *Gateway) handleGet(w http.ResponseWriter, r *http.Request, srv *session
 	}
 }
 
-// handleDelete ends a session (MCP spec, basic/transports, "Session
-// Management").
-func (g *Gateway) handleDelete(w http.ResponseWriter, r *http.Request, srv *session.Server) {
+// sessionFor resolves the Mcp-Session-Id of a GET or DELETE: 400 without
+// it, 404 for an unknown one, 400 for a bad MCP-Protocol-Version.
+func (g *Gateway) sessionFor(w http.ResponseWriter, r *http.Request, srv *session.Server) (*session.Session, bool) {
 	ri := info(r.Context())
 	sid := r.Header.Get(hdrSessionID)
 	if sid == "" {
-		writeError(w, r, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "missing Mcp-Session-Id header", 0)
-		return
+		writeError(w, r, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "missing Mcp-Session-Id header: send initialize first", 0)
+		return nil, false
 	}
 	ri.sessionID = sid
-	ri.method = "DELETE"
 	sess, ok := g.lookup(w, r, srv, sid)
 	if !ok {
-		return
+		return nil, false
 	}
 	ri.client = sess.ClientName()
 	if !g.checkVersionHeader(w, r, sess, r.Header.Get(hdrProtocolVersion)) {
+		return nil, false
+	}
+	return sess, true
+}
+
+// handleDelete ends a session (MCP spec, basic/transports, "Session
+// Management").
+func (g *Gateway) handleDelete(w http.ResponseWriter, r *http.Request, srv *session.Server) {
+	info(r.Context()).method = "DELETE"
+	sess, ok := g.sessionFor(w, r, srv)
+	if !ok {
 		return
 	}
 	sess.End()

@@ -2,33 +2,15 @@ package runtime
 
 import (
 	"io"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mcpgw/mcpgw/internal/proctest"
 )
 
-func alive(pid int) bool {
-	data, err := os.ReadFile("/proc/" + itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && s[i+2] != 'Z'
-}
-
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
-}
+func alive(pid int) bool { return proctest.Alive(pid) }
 
 func TestStopSequence(t *testing.T) {
 	cases := []struct {
