@@ -252,6 +252,23 @@ func (b *Backend) Close() error {
 	return nil
 }
 
+// End ends the backend with cause without waiting; Done tells when it is
+// over. The first cause wins.
+func (b *Backend) End(cause error) { b.end(cause) }
+
+// Swap replaces the waiter of a pending request, reporting whether it was
+// still pending. The gateway uses it to keep watching a request that timed
+// out for the server's late answer.
+func (b *Backend) Swap(id int64, w Waiter) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.pending[id]; !ok {
+		return false
+	}
+	b.pending[id] = w
+	return true
+}
+
 // end asks the supervisor to end the backend with cause (first cause wins).
 func (b *Backend) end(cause error) {
 	select {

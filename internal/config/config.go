@@ -96,6 +96,11 @@ func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) 
 // hosts, origins without a trailing "/") into it. Invalid values are left
 // as they are for validation to report.
 func normalize(c *Config) {
+	for _, s := range c.Servers {
+		if s != nil {
+			applyModeDefaults(s)
+		}
+	}
 	if u, err := normalizePublicURL(c.PublicURL); err == nil {
 		c.PublicURL = u
 	}

@@ -48,6 +48,7 @@ func mustParse(tb testing.TB, yaml string, env map[string]string) *Config {
 func defaultServer(name string, command ...string) *Server {
 	s := newServer(name)
 	s.Command = command
+	applyModeDefaults(s)
 	return s
 }
 
@@ -131,6 +132,8 @@ func TestParseFull(t *testing.T) {
 				MaxConcurrent: 8,
 				MaxProcesses:  16,
 				QueueTimeout:  1500 * time.Millisecond,
+
+				MaxInflightPerProcess: 16,
 			},
 			"git_2": defaultServer("git_2", "mcp-server-git"),
 		},
@@ -243,6 +246,9 @@ func TestDefaultsDocumented(t *testing.T) {
 			MaxConcurrent: 2,
 			MaxProcesses:  4,
 			QueueTimeout:  0,
+
+			MinProcesses:          0,
+			MaxInflightPerProcess: 16,
 		}},
 	}
 	got := mustParse(t, "servers: {s: {command: [x]}}", nil)
@@ -412,14 +418,19 @@ func TestParseProblems(t *testing.T) {
 			want: []string{`servers.fs.runtime: must be native (got "podman") (line 1)`},
 		},
 		{
-			name: "mode daemon",
-			yaml: "servers: {fs: {command: [x], mode: daemon}}",
-			want: []string{"servers.fs.mode: daemon mode is not available in this version of mcpgw yet; use launcher (line 1)"},
+			name: "min_processes in launcher mode",
+			yaml: "servers: {fs: {command: [x], min_processes: 1}}",
+			want: []string{"servers.fs.min_processes: applies to mode: daemon only; a launcher starts one process per session (line 1)"},
+		},
+		{
+			name: "min_processes over the pool size",
+			yaml: "servers: {fs: {command: [x], mode: daemon, min_processes: 2}}",
+			want: []string{"servers.fs.min_processes: must not exceed max_processes (1) (line 1)"},
 		},
 		{
 			name: "mode unknown",
 			yaml: "servers: {fs: {command: [x], mode: Launcher}}",
-			want: []string{`servers.fs.mode: must be launcher (got "Launcher") (line 1)`},
+			want: []string{`servers.fs.mode: must be launcher or daemon (got "Launcher") (line 1)`},
 		},
 		{
 			name: "command is a string",

@@ -33,7 +33,7 @@ const (
 // get their own message so that an operator does not hunt for a typo.
 var (
 	reservedTopKeys    = []string{"workspaces", "auth", "trusted_proxies", "rate"}
-	reservedServerKeys = []string{"container", "workspaces", "sandbox", "read_paths", "allow", "rate", "min_processes", "max_inflight_per_process"}
+	reservedServerKeys = []string{"container", "workspaces", "sandbox", "read_paths", "allow", "rate"}
 )
 
 // field decodes the value node n found at key path.
@@ -160,9 +160,11 @@ func (d *decoder) servers(path string, n *yaml.Node, c *Config) {
 				"kill_grace":   d.duration(&s.Timeouts.KillGrace),
 				"reclaim_idle": d.duration(&s.Timeouts.ReclaimIdle),
 			}, nil),
-			"max_concurrent": d.integer(&s.MaxConcurrent),
-			"max_processes":  d.integer(&s.MaxProcesses),
-			"queue_timeout":  d.duration(&s.QueueTimeout),
+			"max_concurrent":           d.integer(&s.MaxConcurrent),
+			"max_processes":            d.integer(&s.MaxProcesses),
+			"queue_timeout":            d.duration(&s.QueueTimeout),
+			"min_processes":            d.integer(&s.MinProcesses),
+			"max_inflight_per_process": d.integer(&s.MaxInflightPerProcess),
 		}, reservedServerKeys)
 	}
 }

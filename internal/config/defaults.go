@@ -29,7 +29,10 @@ const (
 	defaultKillGrace          = 5 * time.Second
 	defaultReclaimIdle        = 60 * time.Second
 	defaultMaxConcurrent      = 2
-	defaultServerMaxProcesses = 4
+	defaultServerMaxProcesses = 4 // launcher: one process per session
+	defaultDaemonMaxProcesses = 1 // daemon: the pool size
+	defaultMinProcesses       = 0 // daemon: start on first use
+	defaultMaxInflightPerProc = 16
 	defaultQueueTimeout       = 0 // fail fast
 )
 
@@ -56,6 +59,8 @@ const (
 	minMaxConcurrent, maxMaxConcurrent           = 1, 10000
 	minServerMaxProcesses, maxServerMaxProcesses = 1, 10000
 	minQueueTimeout, maxQueueTimeout             = 0, 10 * time.Minute
+	minMinProcesses, maxMinProcesses             = 0, 10000
+	minMaxInflightPerProc, maxMaxInflightPerProc = 1, 10000
 
 	// maxFileBytes bounds what Load reads; real configs are a few KiB.
 	maxFileBytes = 1 << 20
@@ -100,7 +105,21 @@ func newServer(name string) *Server {
 			ReclaimIdle: defaultReclaimIdle,
 		},
 		MaxConcurrent: defaultMaxConcurrent,
-		MaxProcesses:  defaultServerMaxProcesses,
+		MaxProcesses:  0, // by mode, in applyModeDefaults
 		QueueTimeout:  defaultQueueTimeout,
+
+		MinProcesses:          defaultMinProcesses,
+		MaxInflightPerProcess: defaultMaxInflightPerProc,
+	}
+}
+
+// applyModeDefaults fills the defaults that depend on the mode: a
+// launcher's max_processes bounds its sessions, a daemon's is its pool size.
+func applyModeDefaults(s *Server) {
+	if s.MaxProcesses == 0 {
+		s.MaxProcesses = defaultServerMaxProcesses
+		if s.Mode == "daemon" {
+			s.MaxProcesses = defaultDaemonMaxProcesses
+		}
 	}
 }

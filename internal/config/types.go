@@ -57,8 +57,12 @@ type Server struct {
 	Workdir       string            // "" = the gateway's working directory
 	Timeouts      Timeouts
 	MaxConcurrent int           // requests in flight to this server (default 2)
-	MaxProcesses  int           // live processes of this server (default 4)
+	MaxProcesses  int           // live processes of this server (default 4 in launcher mode, 1 in daemon mode)
 	QueueTimeout  time.Duration // wait for a slot before 429 (default 0 = fail fast)
+
+	// Daemon mode only (issue 4).
+	MinProcesses          int // warm processes started with the gateway and kept (default 0)
+	MaxInflightPerProcess int // requests in flight on one pooled process (default 16)
 }
 
 // Timeouts implement the core rule: no process without a deadline.

@@ -117,9 +117,8 @@ func (v *validator) server(path, name string, s *Server) {
 	switch s.Mode {
 	case "launcher":
 	case "daemon":
-		v.add(path+".mode", "daemon mode is not available in this version of mcpgw yet; use launcher")
 	default:
-		v.add(path+".mode", "must be launcher"+v.got(path+".mode", s.Mode))
+		v.add(path+".mode", "must be launcher or daemon"+v.got(path+".mode", s.Mode))
 	}
 
 	// Arguments and env values may be secrets: never quote them.
@@ -168,6 +167,14 @@ func (v *validator) server(path, name string, s *Server) {
 	v.durationRange(p+".reclaim_idle", t.ReclaimIdle, minReclaimIdle, maxReclaimIdle)
 	v.intRange(path+".max_concurrent", s.MaxConcurrent, minMaxConcurrent, maxMaxConcurrent)
 	v.intRange(path+".max_processes", s.MaxProcesses, minServerMaxProcesses, maxServerMaxProcesses)
+	v.intRange(path+".min_processes", s.MinProcesses, minMinProcesses, maxMinProcesses)
+	v.intRange(path+".max_inflight_per_process", s.MaxInflightPerProcess, minMaxInflightPerProc, maxMaxInflightPerProc)
+	if s.MinProcesses > s.MaxProcesses {
+		v.add(path+".min_processes", fmt.Sprintf("must not exceed max_processes (%d)", s.MaxProcesses))
+	}
+	if s.Mode != "daemon" && s.MinProcesses != 0 {
+		v.add(path+".min_processes", "applies to mode: daemon only; a launcher starts one process per session")
+	}
 	v.durationRange(path+".queue_timeout", s.QueueTimeout, minQueueTimeout, maxQueueTimeout)
 }
 

@@ -139,7 +139,16 @@ func newHarness(t testing.TB, cfgYAML string) *harness {
 	}
 	h := &harness{t: t, g: g, base: "http://" + ln.Addr().String(), logs: logs, cfg: cfg, done: make(chan error, 1)}
 	go func() { h.done <- g.Serve(ln) }()
-	t.Cleanup(func() { h.shutdown(10 * time.Second) })
+	t.Cleanup(func() {
+		h.shutdown(10 * time.Second)
+		if t.Failed() { // the gateway's view, for whoever reads the failure
+			lines := logs.Lines()
+			for _, l := range lines[max(0, len(lines)-60):] {
+				b, _ := json.Marshal(l)
+				t.Logf("gateway log: %.400s", b)
+			}
+		}
+	})
 	return h
 }
 
@@ -166,8 +175,14 @@ func (h *harness) url(server string) string { return h.base + "/mcp/" + server }
 // connect opens a Go SDK client session through the gateway.
 func (h *harness) connect(server string, opts *mcp.ClientOptions) *mcp.ClientSession {
 	h.t.Helper()
+	return h.connectWith(server, opts, &http.Transport{})
+}
+
+// connectWith is connect over a given HTTP transport.
+func (h *harness) connectWith(server string, opts *mcp.ClientOptions, tr *http.Transport) *mcp.ClientSession {
+	h.t.Helper()
 	client := mcp.NewClient(&mcp.Implementation{Name: "gateway-test", Version: "1"}, opts)
-	hc := &http.Client{Transport: &http.Transport{}}
+	hc := &http.Client{Transport: tr}
 	cs, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: h.url(server), HTTPClient: hc}, nil)
 	if err != nil {
 		h.t.Fatalf("connect to %s: %v", server, err)

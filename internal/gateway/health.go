@@ -19,6 +19,7 @@ type serverReadiness struct {
 	Ready     bool   `json:"ready"`
 	Runtime   string `json:"runtime"`
 	Mode      string `json:"mode"`
+	Failed    bool   `json:"failed,omitempty"`
 	Detail    string `json:"detail,omitempty"`
 	Sessions  int    `json:"sessions"`
 	Processes int    `json:"processes"`
@@ -58,6 +59,12 @@ func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
 			sr.Ready = false
 			sr.Detail = err.Error()
 			ok = false
+		} else if failing, detail := srv.Failing(); failing {
+			// A crash-looping server is reported here, but the gateway as a
+			// whole stays ready: its other servers still work.
+			sr.Ready = false
+			sr.Failed = true
+			sr.Detail = detail
 		}
 		rd.Servers[srv.Name] = sr
 	}

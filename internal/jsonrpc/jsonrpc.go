@@ -269,6 +269,7 @@ type paramsMeta struct {
 	RequestID       json.RawMessage `json:"requestId"`
 	Level           string          `json:"level"`
 	ProtocolVersion string          `json:"protocolVersion"`
+	URI             string          `json:"uri"`
 }
 
 // Fields holds the few params members the gateway routes on.
@@ -283,6 +284,8 @@ type Fields struct {
 	Level string
 	// ProtocolVersion is params.protocolVersion of initialize.
 	ProtocolVersion string
+	// URI is params.uri of resources/subscribe and resources/updated.
+	URI string
 }
 
 // ParamsFields decodes the routing fields of params; missing ones stay zero.
@@ -294,7 +297,7 @@ func ParamsFields(params json.RawMessage) Fields {
 	if err := json.Unmarshal(params, &p); err != nil {
 		return Fields{}
 	}
-	f := Fields{ProgressToken: p.ProgressToken, RequestID: p.RequestID, Level: p.Level, ProtocolVersion: p.ProtocolVersion}
+	f := Fields{ProgressToken: p.ProgressToken, RequestID: p.RequestID, Level: p.Level, ProtocolVersion: p.ProtocolVersion, URI: p.URI}
 	if p.Meta != nil {
 		f.MetaProgressToken = p.Meta.ProgressToken
 	}
@@ -309,5 +312,28 @@ func ReplaceParamsField(params json.RawMessage, key string, value json.RawMessag
 		return nil, err
 	}
 	obj[key] = value
+	return json.Marshal(obj)
+}
+
+// SetMetaProgressToken returns params with _meta.progressToken set to the
+// string token, keeping every other member (MCP spec, utilities/progress).
+func SetMetaProgressToken(params json.RawMessage, token string) (json.RawMessage, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(params, &obj); err != nil {
+		return nil, err
+	}
+	meta := map[string]json.RawMessage{}
+	if raw, ok := obj["_meta"]; ok {
+		if err := json.Unmarshal(raw, &meta); err != nil {
+			return nil, err
+		}
+	}
+	tok, _ := json.Marshal(token)
+	meta["progressToken"] = tok
+	m, err := json.Marshal(meta)
+	if err != nil {
+		return nil, err
+	}
+	obj["_meta"] = m
 	return json.Marshal(obj)
 }

@@ -72,3 +72,8 @@ func backendError(server string, err error) *Error {
 		Message: fmt.Sprintf("server %q: %v", server, err),
 	}
 }
+
+// stopped makes a reason for the gateway stopping a process on purpose. It
+// wraps backend.ErrStopped, so that such ends are logged at info and never
+// count as crashes.
+func stopped(reason string) error { return fmt.Errorf("%w: %s", backend.ErrStopped, reason) }

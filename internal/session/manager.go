@@ -25,7 +25,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -166,11 +165,22 @@ func (m *Manager) Close() {
 		go func() { defer wg.Done(); s.close(errShutdown) }()
 	}
 	wg.Wait()
+	// Daemon pools: stop every shared process (each waits for its stop).
+	for _, srv := range m.servers {
+		if srv.pool == nil {
+			continue
+		}
+		for _, p := range srv.pool.list() {
+			wg.Add(1)
+			go func() { defer wg.Done(); p.b.End(errShutdown); <-p.b.Done() }()
+		}
+	}
+	wg.Wait()
 	m.cancel()
 	m.wg.Wait()
 }
 
-var errShutdown = errors.New("gateway shutting down")
+var errShutdown = stopped("gateway shutting down")
 
 func (m *Manager) sessionList() []*Session {
 	out := make([]*Session, 0, len(m.sessions))
@@ -264,7 +274,7 @@ func (m *Manager) reserve(ctx context.Context, srv *Server) error {
 	}
 }
 
-var errReclaimed = errors.New("session reclaimed: the process limit was reached and it was the longest idle")
+var errReclaimed = stopped("session reclaimed: the process limit was reached and it was the longest idle")
 
 // reclaimCandidate picks the longest-idle session with nothing in flight
 // that has been idle for at least its server's reclaim_idle. Called with
@@ -275,6 +285,9 @@ func (m *Manager) reclaimCandidate(srv *Server, sameServer bool) *Session {
 	for _, s := range m.sessions {
 		if (sameServer && s.srv != srv) || s.isGone() {
 			continue
+		}
+		if s.daemon {
+			continue // ending it would free no process
 		}
 		last, busy := s.idleState()
 		if busy || time.Since(last) < s.srv.cfg.Timeouts.ReclaimIdle {
@@ -328,6 +341,11 @@ func (m *Manager) stopAsync(s *Session, why error) {
 // janitor enforces idle and lifetime deadlines and expires held messages.
 func (m *Manager) janitor(tick time.Duration) {
 	defer m.wg.Done()
+	for _, srv := range m.servers {
+		if srv.pool != nil {
+			srv.pool.maintain(time.Now()) // warm processes start with the gateway
+		}
+	}
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
@@ -352,7 +370,7 @@ func (m *Manager) janitor(tick time.Duration) {
 				m.log.Info("session idle timeout", "tool", s.srv.Name, "runtime", s.srv.cfg.Runtime,
 					"session_id", s.id, "idle_ms", now.Sub(last).Milliseconds())
 				m.stopAsync(s, errIdle)
-			case now.Sub(s.backend.Started()) >= to.MaxLifetime:
+			case !s.daemon && now.Sub(s.pinnedProc().started) >= to.MaxLifetime:
 				// New requests now get 404; in-flight ones finish first, each
 				// bounded by its own request timeout.
 				if s.expire() {
@@ -364,12 +382,17 @@ func (m *Manager) janitor(tick time.Duration) {
 				}
 			}
 		}
+		for _, srv := range m.servers {
+			if srv.pool != nil {
+				srv.pool.maintain(now)
+			}
+		}
 	}
 }
 
 var (
-	errIdle     = errors.New("idle timeout")
-	errLifetime = errors.New("maximum lifetime reached")
+	errIdle     = stopped("idle timeout")
+	errLifetime = stopped("maximum lifetime reached")
 )
 
 // Server is one configured server and its limits.
@@ -379,6 +402,7 @@ type Server struct {
 	m    *Manager
 	sem  chan struct{} // in-flight request slots (max_concurrent)
 	env  []string
+	pool *pool // daemon mode only
 
 	procs int // guarded by m.mu
 }
@@ -386,6 +410,9 @@ type Server struct {
 func newServer(m *Manager, name string, cfg *config.Server) *Server {
 	s := &Server{Name: name, cfg: cfg, m: m, sem: make(chan struct{}, cfg.MaxConcurrent)}
 	s.env = m.childEnv(cfg)
+	if cfg.Mode == "daemon" {
+		s.pool = newPool(s)
+	}
 	return s
 }
 
@@ -411,6 +438,14 @@ func (m *Manager) childEnv(cfg *config.Server) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// Failing reports a daemon server in crash-loop back-off, for readiness.
+func (s *Server) Failing() (bool, string) {
+	if s.pool == nil {
+		return false, ""
+	}
+	return s.pool.state()
 }
 
 // Check reports whether the server's runtime can start it (readiness).

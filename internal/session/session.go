@@ -11,50 +11,62 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mcpgw/mcpgw/internal/backend"
 	"github.com/mcpgw/mcpgw/internal/jsonrpc"
 )
 
-// Session is one MCP client session (session-era Streamable HTTP) pinned to
-// one backend process. In launcher mode the process is the session's own.
+// Session is one MCP client session (session-era Streamable HTTP), pinned
+// to one server process.
 //
-// Ids are rewritten in both directions even though the process is not
-// shared: client request ids become backend-unique integers (package
-// backend) and server-initiated request ids become session-unique integers,
-// so that sharing a backend (daemon mode) is never a special case.
+// In launcher mode the process is the session's own and the session ends
+// with it. In daemon mode the process is shared; when it ends, the session
+// is pinned to another process on its next request and its resource
+// subscriptions are re-established there.
+//
+// Ids are rewritten in both directions in both modes: client request ids
+// become backend-unique integers (package backend), progress tokens become
+// backend-unique strings, and server-initiated request ids become
+// session-unique integers. Multiplexing is therefore never a special case.
 type Session struct {
 	id      string
 	srv     *Server
 	created time.Time
-	backend *backend.Backend
+	daemon  bool
 
 	// Set once by Initialize before the session is published.
 	protocolVersion string
 	clientName      string
-	serverName      string
+	caps            clientCaps
 
 	gone     atomic.Bool // no new requests: ended, reclaimed or expired
 	stopping atomic.Bool // stopAsync has been called
 
 	mu         sync.Mutex
+	proc       *proc // pinned process; nil while unpinned (daemon)
 	lastActive time.Time
-	expired    bool                 // max lifetime reached
-	ended      bool                 // close has run
+	expired    bool                 // launcher: max lifetime reached
+	ended      bool                 // the session is over
 	inflight   map[string]*exchange // by client id
-	byProgress map[string]*exchange // by progress token
 	outbound   map[string]*outReq   // server→client requests by client-facing id
 	nextOut    int64
 	stream     *Sink // the open GET stream, or nil
 	held       []heldMsg
-	heldDrops  int
+	subs       map[string]bool // daemon: subscribed resource URIs
+	level      string          // daemon: the client's logging level ("" = all)
 
 	closeOnce sync.Once
 	closeErr  error
 	closed    chan struct{}
 }
 
+// clientCaps are the client capabilities the gateway checks before routing
+// a server request to it (daemon mode).
+type clientCaps struct {
+	sampling, elicitation, roots bool
+}
+
 type outReq struct {
 	backendID json.RawMessage
+	proc      *proc
 	sink      *Sink // where it was delivered, or nil (GET/held)
 }
 
@@ -62,6 +74,7 @@ type heldMsg struct {
 	msg       []byte
 	at        time.Time
 	backendID json.RawMessage // set for server→client requests
+	proc      *proc
 }
 
 // ID is the Mcp-Session-Id.
@@ -80,10 +93,18 @@ func (s *Session) ClientName() string { return s.clientName }
 func (s *Session) Closed() <-chan struct{} { return s.closed }
 
 // isGone reports whether the session takes no new requests: it was ended,
-// reclaimed or expired, or its backend has failed (whose HandleClose may
-// still be stopping the process).
+// reclaimed or expired, or (launcher) its process has failed.
 func (s *Session) isGone() bool {
-	return s.gone.Load() || (s.backend != nil && s.backend.Err() != nil)
+	if s.gone.Load() {
+		return true
+	}
+	if s.daemon {
+		return false
+	}
+	s.mu.Lock()
+	p := s.proc
+	s.mu.Unlock()
+	return p != nil && p.b != nil && p.b.Err() != nil
 }
 
 func (s *Session) markGone() { s.gone.Store(true) }
@@ -107,8 +128,8 @@ func (s *Session) idleState() (time.Time, bool) {
 	return s.lastActive, len(s.inflight) > 0
 }
 
-// expire marks the session as past its lifetime; it reports whether this
-// call did it.
+// expire marks a launcher session as past its process's lifetime; it
+// reports whether this call did it.
 func (s *Session) expire() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -118,6 +139,24 @@ func (s *Session) expire() bool {
 	}
 	s.expired = true
 	return true
+}
+
+func (s *Session) pinnedProc() *proc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proc
+}
+
+func (s *Session) subscribed(uri string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.subs[uri]
+}
+
+func (s *Session) logLevel() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.level
 }
 
 // ---------------------------------------------------------------------------
@@ -132,40 +171,64 @@ type initResult struct {
 	} `json:"serverInfo"`
 }
 
-// SessionVersions are the protocol versions a session may negotiate; the
-// front-end applies each version's transport rules.
+// initParams is the part of a client's initialize the gateway reads.
+type initParams struct {
+	ProtocolVersion string `json:"protocolVersion"`
+	Capabilities    struct {
+		Sampling    json.RawMessage `json:"sampling"`
+		Elicitation json.RawMessage `json:"elicitation"`
+		Roots       json.RawMessage `json:"roots"`
+	} `json:"capabilities"`
+}
+
+// SessionVersions are the protocol versions a session may negotiate,
+// newest first; the front-end applies each version's transport rules.
 var SessionVersions = []string{"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"}
 
-// Initialize starts a process for a new session, forwards the client's
-// initialize request to it and returns the session with the backend's
-// response (its id restored to the client's). Errors are *Error.
+func (srv *Server) newSession(clientName string) *Session {
+	return &Session{
+		id:         newSessionID(),
+		srv:        srv,
+		created:    time.Now(),
+		daemon:     srv.cfg.Mode == "daemon",
+		clientName: clientName,
+		lastActive: time.Now(),
+		inflight:   make(map[string]*exchange),
+		outbound:   make(map[string]*outReq),
+		subs:       make(map[string]bool),
+		closed:     make(chan struct{}),
+	}
+}
+
+// Initialize creates a session for a client's initialize request and
+// returns it with the response (its id the client's). In launcher mode a
+// process is started and the request forwarded to it; in daemon mode the
+// answer comes from the pooled process's cached handshake. Errors are
+// *Error; a server that refuses initialize yields a nil session and its
+// error response.
 func (srv *Server) Initialize(ctx context.Context, req *jsonrpc.Message, clientName string) (*Session, *jsonrpc.Message, error) {
 	m := srv.m
 	if m.Draining() {
 		return nil, nil, errUnavailable("the gateway is shutting down", 5*time.Second, errShutdown)
 	}
+	if srv.cfg.Mode == "daemon" {
+		return srv.initializeDaemon(ctx, req, clientName)
+	}
 	if err := m.reserve(ctx, srv); err != nil {
 		return nil, nil, err
 	}
-	s := &Session{
-		id:         newSessionID(),
-		srv:        srv,
-		created:    time.Now(),
-		clientName: clientName,
-		lastActive: time.Now(),
-		inflight:   make(map[string]*exchange),
-		byProgress: make(map[string]*exchange),
-		outbound:   make(map[string]*outReq),
-		closed:     make(chan struct{}),
-	}
-	b, err := srv.start(s)
+	s := srv.newSession(clientName)
+	p := newProc(srv, false)
+	p.sessions[s] = struct{}{}
+	s.proc = p
+	b, err := srv.start(p)
 	if err != nil {
 		m.release(srv)
 		m.log.Error("cannot start server", "tool", srv.Name, "runtime", srv.cfg.Runtime, "error", err.Error())
 		return nil, nil, errUnavailable(fmt.Sprintf("server %q cannot be started: %v", srv.Name, err), 30*time.Second, err)
 	}
-	s.backend = b
-	// From here the process slot is released by HandleClose.
+	p.b = b
+	// From here the process slot is released by proc.HandleClose.
 
 	startup := srv.cfg.Timeouts.Startup
 	w := newChanWaiter()
@@ -212,7 +275,6 @@ func (srv *Server) Initialize(ctx context.Context, req *jsonrpc.Message, clientN
 				srv.Name, ir.ProtocolVersion, SessionVersions)}
 	}
 	s.protocolVersion = ir.ProtocolVersion
-	s.serverName = ir.ServerInfo.Name
 	if err := m.add(s); err != nil {
 		s.close(errShutdown)
 		return nil, nil, err
@@ -227,11 +289,40 @@ func (srv *Server) Initialize(ctx context.Context, req *jsonrpc.Message, clientN
 	return s, resp, nil
 }
 
+func (srv *Server) initializeDaemon(ctx context.Context, req *jsonrpc.Message, clientName string) (*Session, *jsonrpc.Message, error) {
+	m := srv.m
+	var ip initParams
+	_ = json.Unmarshal(req.Params, &ip)
+	p, err := srv.pool.pick(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	result, version, err := p.initResponse(ip.ProtocolVersion)
+	if err != nil {
+		return nil, nil, &Error{Status: http.StatusBadGateway, Code: jsonrpc.CodeBackendInvalid, Err: errBadInit,
+			Message: fmt.Sprintf("server %q: cached initialize result is unusable: %v", srv.Name, err)}
+	}
+	s := srv.newSession(clientName)
+	s.protocolVersion = version
+	present := func(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
+	s.caps = clientCaps{sampling: present(ip.Capabilities.Sampling), elicitation: present(ip.Capabilities.Elicitation), roots: present(ip.Capabilities.Roots)}
+	s.proc = p
+	p.addSession(s)
+	if err := m.add(s); err != nil {
+		p.removeSession(s)
+		return nil, nil, err
+	}
+	m.log.Info("session started", "tool", srv.Name, "runtime", srv.cfg.Runtime, "session_id", s.id,
+		"process", p.b.ID(), "mode", "daemon", "protocol_version", version, "client", clientName,
+		"startup_ms", time.Since(s.created).Milliseconds())
+	return s, &jsonrpc.Message{Kind: jsonrpc.KindResponse, ID: req.ID, Result: result}, nil
+}
+
 var (
-	errStartupTimeout = errors.New("startup timeout")
+	errStartupTimeout = stopped("startup timeout")
 	errInitRefused    = errors.New("server refused initialize")
 	errBadInit        = errors.New("invalid initialize result")
-	errClientEnded    = errors.New("client ended the session (DELETE)")
+	errClientEnded    = stopped("client ended the session (DELETE)")
 )
 
 func contains(list []string, v string) bool {
@@ -257,6 +348,54 @@ func (w *chanWaiter) Fail(err error)             { w.err <- err }
 // ---------------------------------------------------------------------------
 // Client → backend
 
+// pinned returns the session's process, pinning it to a new one first in
+// daemon mode when its process has ended or is draining.
+func (s *Session) pinned(ctx context.Context) (*proc, error) {
+	s.mu.Lock()
+	p := s.proc
+	s.mu.Unlock()
+	if !s.daemon || (p != nil && p.usable()) {
+		return p, nil
+	}
+	np, err := s.srv.pool.pick(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return nil, errSessionGone()
+	}
+	old := s.proc
+	s.proc = np
+	subs := make([]string, 0, len(s.subs))
+	for uri := range s.subs {
+		subs = append(subs, uri)
+	}
+	level := s.level
+	s.mu.Unlock()
+	if old != nil {
+		old.removeSession(s)
+	}
+	np.addSession(s)
+	s.srv.m.log.Info("session moved to another server process", "tool", s.srv.Name, "runtime", s.srv.cfg.Runtime,
+		"session_id", s.id, "process", np.b.ID(), "subscriptions", len(subs))
+	for _, uri := range subs { // re-establish subscriptions (issue 4)
+		params, _ := json.Marshal(map[string]string{"uri": uri})
+		np.callDetached(&jsonrpc.Message{Kind: jsonrpc.KindRequest, ID: json.RawMessage("0"), Method: "resources/subscribe", Params: params})
+	}
+	if level != "" {
+		np.syncLevel()
+	}
+	return np, nil
+}
+
+// answer completes a request locally with result.
+func answer(sink *Sink, id json.RawMessage, result string) {
+	sink.expectOne()
+	sink.final(jsonrpc.Encode(&jsonrpc.Message{Kind: jsonrpc.KindResponse, ID: id, Result: json.RawMessage(result)}), 0)
+}
+
 // Begin forwards a client request and arranges for exactly one outcome to
 // reach sink: the backend's response, a timeout error, a backend-failure
 // error, or nothing if the client cancels it. Errors are *Error and mean
@@ -280,17 +419,30 @@ func (s *Session) Begin(ctx context.Context, req *jsonrpc.Message, sink *Sink) e
 		return &Error{Status: http.StatusBadRequest, Code: jsonrpc.CodeInvalidRequest,
 			Message: fmt.Sprintf("request id %s is already in flight in this session", key)}
 	}
+	s.touch()
+	if s.daemon {
+		if done, err := s.local(req, sink); done || err != nil {
+			return err
+		}
+	}
 	if err := s.srv.acquire(ctx); err != nil {
 		return err
 	}
-	ex := &exchange{s: s, clientID: req.ID, key: key, sink: sink, method: req.Method}
-	if tok := jsonrpc.ParamsFields(req.Params).MetaProgressToken; tok != nil {
-		ex.progress = jsonrpc.IDKey(tok)
+	p, err := s.pinned(ctx)
+	if err != nil {
+		s.srv.releaseSlot()
+		return err
 	}
+	if err := p.acquireSlot(ctx); err != nil {
+		s.srv.releaseSlot()
+		return err
+	}
+	release := func() { p.releaseSlot(); s.srv.releaseSlot() }
+	ex := &exchange{s: s, p: p, clientID: req.ID, key: key, sink: sink, method: req.Method, release: release}
 	s.mu.Lock()
 	if s.ended || s.inflight[key] != nil {
 		s.mu.Unlock()
-		s.srv.releaseSlot()
+		release()
 		if s.ended {
 			return errSessionGone()
 		}
@@ -298,27 +450,73 @@ func (s *Session) Begin(ctx context.Context, req *jsonrpc.Message, sink *Sink) e
 			Message: fmt.Sprintf("request id %s is already in flight in this session", key)}
 	}
 	s.inflight[key] = ex
-	if ex.progress != "" {
-		s.byProgress[ex.progress] = ex
-	}
 	s.lastActive = time.Now()
 	s.mu.Unlock()
+	params, err := p.track(ex, req.Params, jsonrpc.ParamsFields(req.Params).MetaProgressToken)
+	if err != nil {
+		s.mu.Lock()
+		delete(s.inflight, key)
+		s.mu.Unlock()
+		release()
+		return backendError(s.srv.Name, err)
+	}
 	sink.expectOne()
+	out := *req
+	out.Params = params
 
 	ex.mu.Lock() // held until gwID is known, so a timeout cannot miss it
 	timeout := s.srv.cfg.Timeouts.Request
 	ex.timer = time.AfterFunc(timeout, func() { ex.timeout(timeout) })
-	gwID, err := s.backend.Call(ctx, req, ex)
+	gwID, err := p.b.Call(ctx, &out, ex)
 	ex.gwID = gwID
 	ex.mu.Unlock()
-	if err != nil {
-		if ex.claim() {
-			ex.finish(nil, 0)
-			return backendError(s.srv.Name, err)
-		}
-		// Fail already delivered an outcome for it.
+	if err != nil && ex.claim() {
+		ex.finish(nil, 0)
+		return backendError(s.srv.Name, err)
 	}
 	return nil
+}
+
+// local handles the requests a daemon-mode gateway answers itself: the
+// logging level is per session (the gateway filters), and unsubscribing
+// keeps the backend subscription while other sessions on the process need
+// it. Subscriptions are recorded so they survive a move to another process.
+func (s *Session) local(req *jsonrpc.Message, sink *Sink) (bool, error) {
+	f := jsonrpc.ParamsFields(req.Params)
+	switch req.Method {
+	case "logging/setLevel":
+		if levelRank(f.Level) == 0 && f.Level != "debug" {
+			return false, &Error{Status: http.StatusBadRequest, Code: jsonrpc.CodeInvalidParams,
+				Message: fmt.Sprintf("unknown logging level %q", f.Level)}
+		}
+		s.mu.Lock()
+		s.level = f.Level
+		p := s.proc
+		s.mu.Unlock()
+		if p != nil {
+			p.syncLevel()
+		}
+		answer(sink, req.ID, "{}")
+		return true, nil
+	case "resources/subscribe":
+		s.mu.Lock()
+		s.subs[f.URI] = true
+		s.mu.Unlock()
+	case "resources/unsubscribe":
+		s.mu.Lock()
+		delete(s.subs, f.URI)
+		p := s.proc
+		s.mu.Unlock()
+		if p != nil {
+			for _, o := range p.sessionList() {
+				if o != s && o.subscribed(f.URI) {
+					answer(sink, req.ID, "{}")
+					return true, nil
+				}
+			}
+		}
+	}
+	return false, nil
 }
 
 // Deliver forwards a client notification or a client response to a
@@ -341,7 +539,8 @@ func (s *Session) Deliver(ctx context.Context, m *jsonrpc.Message) error {
 		}
 		fwd := *m
 		fwd.ID = out.backendID
-		return s.sendBackend(ctx, &fwd)
+		_ = out.proc.b.Send(ctx, &fwd) // the process may be gone; nothing waits for this
+		return nil
 	case m.Method == "notifications/cancelled":
 		f := jsonrpc.ParamsFields(m.Params)
 		if f.RequestID == nil {
@@ -356,148 +555,69 @@ func (s *Session) Deliver(ctx context.Context, m *jsonrpc.Message) error {
 		ex.mu.Lock()
 		gwID := ex.gwID
 		ex.mu.Unlock()
-		s.backend.Forget(gwID)
+		ex.p.b.Forget(gwID)
 		params, err := jsonrpc.ReplaceParamsField(m.Params, "requestId", jsonrpc.IntID(gwID))
+		ex.finish(nil, 0) // the client asked for no response
 		if err != nil {
 			return nil
 		}
-		ex.finish(nil, 0) // the client asked for no response
-		return s.sendBackend(ctx, &jsonrpc.Message{Kind: jsonrpc.KindNotification, Method: m.Method, Params: params})
+		return s.sendBackend(ctx, ex.p, &jsonrpc.Message{Kind: jsonrpc.KindNotification, Method: m.Method, Params: params})
+	case s.daemon && m.Method == "notifications/initialized":
+		return nil // the gateway completed the handshake itself
 	default:
-		return s.sendBackend(ctx, m)
+		p := s.pinnedProc()
+		if p == nil {
+			return nil // daemon: no process right now; client notifications are advisory
+		}
+		return s.sendBackend(ctx, p, m)
 	}
 }
 
-func (s *Session) sendBackend(ctx context.Context, m *jsonrpc.Message) error {
-	if err := s.backend.Send(ctx, m); err != nil {
+func (s *Session) sendBackend(ctx context.Context, p *proc, m *jsonrpc.Message) error {
+	if err := p.b.Send(ctx, m); err != nil {
+		if s.daemon {
+			return nil // the session moves on its next request
+		}
 		return backendError(s.srv.Name, err)
 	}
 	return nil
 }
 
-// exchange is one client request in flight.
-type exchange struct {
-	s        *Session
-	clientID json.RawMessage
-	key      string
-	progress string
-	method   string
-	sink     *Sink
-
-	mu    sync.Mutex // guards gwID and timer during Begin
-	gwID  int64
-	timer *time.Timer
-
-	claimed atomic.Bool
-}
-
-// claim reserves the right to deliver the outcome; only one path wins.
-func (e *exchange) claim() bool { return e.claimed.CompareAndSwap(false, true) }
-
-// Respond implements backend.Waiter.
-func (e *exchange) Respond(m *jsonrpc.Message) {
-	if !e.claim() {
-		return
-	}
-	out := *m
-	out.ID = e.clientID
-	e.finish(jsonrpc.Encode(&out), 0)
-}
-
-// Fail implements backend.Waiter.
-func (e *exchange) Fail(err error) {
-	if !e.claim() {
-		return
-	}
-	code, status := backendErrorCode(err)
-	e.finish(jsonrpc.Encode(jsonrpc.NewError(e.clientID, code,
-		fmt.Sprintf("server %q failed before answering: %v", e.s.srv.Name, err), nil)), status)
-}
-
-func (e *exchange) timeout(d time.Duration) {
-	if !e.claim() {
-		return
-	}
-	e.mu.Lock()
-	gwID := e.gwID
-	e.mu.Unlock()
-	s := e.s
-	s.backend.Forget(gwID)
-	s.srv.m.log.Warn("request timed out", "tool", s.srv.Name, "runtime", s.srv.cfg.Runtime,
-		"session_id", s.id, "method", e.method, "timeout_ms", d.Milliseconds(), "error", "request timeout")
-	e.finish(jsonrpc.Encode(jsonrpc.NewError(e.clientID, jsonrpc.CodeTimeout,
-		fmt.Sprintf("request timed out after %s at the gateway (servers.%s.timeouts.request)", d, s.srv.Name),
-		map[string]any{"timeoutSeconds": d.Seconds()})), http.StatusGatewayTimeout)
-	// Tell the server to stop working on it (MCP spec, utilities/cancellation).
-	params, _ := json.Marshal(map[string]any{"requestId": gwID, "reason": "request timed out at the gateway"})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = s.backend.Send(ctx, &jsonrpc.Message{Kind: jsonrpc.KindNotification, Method: "notifications/cancelled", Params: params})
-}
-
-// finish delivers the outcome (nil = none) and releases the request's
-// resources. Callers must have won claim.
-func (e *exchange) finish(out []byte, status int) {
-	e.mu.Lock()
-	if e.timer != nil {
-		e.timer.Stop()
-	}
-	e.mu.Unlock()
-	s := e.s
-	s.mu.Lock()
-	if s.inflight[e.key] == e {
-		delete(s.inflight, e.key)
-	}
-	if e.progress != "" && s.byProgress[e.progress] == e {
-		delete(s.byProgress, e.progress)
-	}
-	s.lastActive = time.Now()
-	s.mu.Unlock()
-	s.srv.releaseSlot()
-	e.sink.final(out, status)
-}
-
 // ---------------------------------------------------------------------------
-// Backend → client (backend.Handler)
+// Backend → client
 
-// HandleMessage routes a server-initiated message (MCP spec, basic/transports,
-// "Sending Messages to the Server"): progress to the stream of the request
-// that carries its token; logging and server→client requests to the POST
-// stream of the only request in flight; everything else, and those when zero
-// or several requests are in flight, to the GET stream.
-func (s *Session) HandleMessage(m *jsonrpc.Message) {
+// fromServer delivers a server-initiated request or notification that
+// belongs to this session (proc.owner). Logging and server requests go to
+// the POST stream of the session's only request in flight, else to the GET
+// stream (MCP spec, basic/transports).
+func (s *Session) fromServer(p *proc, m *jsonrpc.Message) {
+	if s.daemon {
+		switch m.Method {
+		case "sampling/createMessage", "elicitation/create", "roots/list":
+			ok := map[string]bool{"sampling/createMessage": s.caps.sampling, "elicitation/create": s.caps.elicitation, "roots/list": s.caps.roots}[m.Method]
+			if !ok {
+				p.refuse(m.ID, fmt.Sprintf("the client of this session did not declare support for %s", m.Method))
+				return
+			}
+		case "notifications/message":
+			if lvl := s.logLevel(); lvl != "" && levelRank(jsonrpc.ParamsFields(m.Params).Level) < levelRank(lvl) {
+				return
+			}
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
+		if m.Kind == jsonrpc.KindRequest {
+			p.refuse(m.ID, "the client session has ended")
+		}
 		return
 	}
 	var target *Sink
-	switch {
-	case m.Method == "notifications/progress":
-		if tok := jsonrpc.ParamsFields(m.Params).ProgressToken; tok != nil {
-			if ex := s.byProgress[jsonrpc.IDKey(tok)]; ex != nil {
-				target = ex.sink
-			}
-		}
-	case m.Method == "notifications/message" || m.Kind == jsonrpc.KindRequest:
+	if m.Kind == jsonrpc.KindRequest || m.Method == "notifications/message" {
 		if len(s.inflight) == 1 {
 			for _, ex := range s.inflight {
 				target = ex.sink
-			}
-		}
-	case m.Method == "notifications/cancelled":
-		// The server cancels one of its own requests to the client.
-		if rid := jsonrpc.ParamsFields(m.Params).RequestID; rid != nil {
-			for cid, out := range s.outbound {
-				if jsonrpc.IDKey(out.backendID) == jsonrpc.IDKey(rid) {
-					params, err := jsonrpc.ReplaceParamsField(m.Params, "requestId", json.RawMessage(cid))
-					if err == nil {
-						m = &jsonrpc.Message{Kind: m.Kind, Method: m.Method, Params: params}
-					}
-					target = out.sink
-					delete(s.outbound, cid)
-					break
-				}
 			}
 		}
 	}
@@ -506,7 +626,7 @@ func (s *Session) HandleMessage(m *jsonrpc.Message) {
 		s.nextOut++
 		cid := strconv.AppendInt(nil, s.nextOut, 10)
 		backendID = m.ID
-		s.outbound[string(cid)] = &outReq{backendID: m.ID, sink: target}
+		s.outbound[string(cid)] = &outReq{backendID: m.ID, proc: p, sink: target}
 		fwd := *m
 		fwd.ID = cid
 		m = &fwd
@@ -515,12 +635,49 @@ func (s *Session) HandleMessage(m *jsonrpc.Message) {
 	if target != nil && target.push(line) {
 		return
 	}
-	s.toStream(line, backendID)
+	s.toStreamLocked(line, backendID, p)
 }
 
-// toStream sends to the GET stream or holds the message until one opens.
-// Called with s.mu held.
-func (s *Session) toStream(line []byte, backendID json.RawMessage) {
+// withdraw forwards the server's cancellation of one of its requests to
+// this session, if the request was this session's.
+func (s *Session) withdraw(p *proc, backendID json.RawMessage, m *jsonrpc.Message) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for cid, out := range s.outbound {
+		if out.proc != p || jsonrpc.IDKey(out.backendID) != jsonrpc.IDKey(backendID) {
+			continue
+		}
+		delete(s.outbound, cid)
+		params, err := jsonrpc.ReplaceParamsField(m.Params, "requestId", json.RawMessage(cid))
+		if err != nil {
+			return true
+		}
+		line := jsonrpc.Encode(&jsonrpc.Message{Kind: m.Kind, Method: m.Method, Params: params})
+		if out.sink != nil && out.sink.push(line) {
+			return true
+		}
+		s.toStreamLocked(line, nil, nil)
+		return true
+	}
+	return false
+}
+
+// deliverToRequest queues a message related to an in-flight request on
+// that request's stream.
+func (s *Session) deliverToRequest(ex *exchange, line []byte) { ex.sink.push(line) }
+
+// deliverToStream queues a message for the GET stream.
+func (s *Session) deliverToStream(line []byte, backendID json.RawMessage) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ended {
+		s.toStreamLocked(line, backendID, nil)
+	}
+}
+
+// toStreamLocked sends to the GET stream or holds the message until one
+// opens. Called with s.mu held.
+func (s *Session) toStreamLocked(line []byte, backendID json.RawMessage, p *proc) {
 	if s.stream != nil && s.stream.push(line) {
 		return
 	}
@@ -529,33 +686,24 @@ func (s *Session) toStream(line []byte, backendID json.RawMessage) {
 		s.dropHeldLocked(s.held[0], "too many messages held")
 		s.held = s.held[1:]
 	}
-	s.held = append(s.held, heldMsg{msg: line, at: time.Now(), backendID: backendID})
+	s.held = append(s.held, heldMsg{msg: line, at: time.Now(), backendID: backendID, proc: p})
 }
 
 // dropHeldLocked accounts for a held message that will never be delivered;
 // a server request among them is answered with an error so the server does
 // not wait for it forever.
 func (s *Session) dropHeldLocked(h heldMsg, why string) {
-	s.heldDrops++
 	s.srv.m.log.Warn("dropping a server message: no GET stream is open to receive it",
 		"tool", s.srv.Name, "runtime", s.srv.cfg.Runtime, "session_id", s.id, "reason", why)
-	if h.backendID != nil {
-		for cid, out := range s.outbound {
-			if jsonrpc.IDKey(out.backendID) == jsonrpc.IDKey(h.backendID) {
-				delete(s.outbound, cid)
-			}
-		}
-		resp := jsonrpc.NewError(h.backendID, jsonrpc.CodeInternalError,
-			"the client has no open stream to receive this request", nil)
-		b := s.backend
-		s.srv.m.wg.Add(1)
-		go func() { // owner: the manager; bounded by the backend write timeout
-			defer s.srv.m.wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = b.Send(ctx, resp)
-		}()
+	if h.backendID == nil || h.proc == nil {
+		return
 	}
+	for cid, out := range s.outbound {
+		if out.proc == h.proc && jsonrpc.IDKey(out.backendID) == jsonrpc.IDKey(h.backendID) {
+			delete(s.outbound, cid)
+		}
+	}
+	h.proc.refuse(h.backendID, "the client has no open stream to receive this request")
 }
 
 // expireHeld drops held messages older than limits.hold_messages.
@@ -570,12 +718,31 @@ func (s *Session) expireHeld(now time.Time) {
 	s.held = s.held[i:]
 }
 
-// HandleClose implements backend.Handler: the process is gone.
-func (s *Session) HandleClose(err error) {
+// backendEnded ends a launcher session with its process.
+func (s *Session) backendEnded(err error) {
 	s.closeOnce.Do(func() { s.closeErr = err })
+	s.finish()
+}
+
+// unpin forgets a daemon session's ended process; the next request pins
+// the session to another.
+func (s *Session) unpin(p *proc) {
+	s.mu.Lock()
+	if s.proc == p {
+		s.proc = nil
+	}
+	s.mu.Unlock()
+}
+
+// finish ends the session: no longer found, streams closed.
+func (s *Session) finish() {
 	s.markGone()
 	s.srv.m.remove(s)
 	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return
+	}
 	s.ended = true
 	stream := s.stream
 	s.stream = nil
@@ -589,7 +756,6 @@ func (s *Session) HandleClose(err error) {
 		s.srv.m.log.Warn("session ended with undelivered server messages", "tool", s.srv.Name,
 			"session_id", s.id, "messages", held)
 	}
-	s.srv.m.release(s.srv)
 	close(s.closed)
 }
 
@@ -635,7 +801,7 @@ func (s *Session) CloseStream(sink *Sink) {
 	}
 	if s.stream != nil { // replaced by a newer stream: hand over what is left
 		for _, m := range rest {
-			s.toStream(m, nil)
+			s.toStreamLocked(m, nil, nil)
 		}
 		return
 	}
@@ -656,18 +822,40 @@ func (s *Session) closeStream() {
 	}
 }
 
-// End is the client's DELETE: the session is gone at once, and its process
-// is stopped in the background.
+// End is the client's DELETE: the session is gone at once; its process
+// (launcher) is stopped in the background.
 func (s *Session) End() {
 	s.srv.m.remove(s)
 	s.srv.m.stopAsync(s, errClientEnded)
 }
 
-// close stops the backend (and so the session) and waits for the process.
+// close ends the session and waits: in launcher mode by stopping its
+// process, in daemon mode by cancelling its requests and leaving the
+// shared process.
 func (s *Session) close(why error) {
 	s.markGone()
 	s.closeOnce.Do(func() { s.closeErr = why })
-	if s.backend != nil {
-		_ = s.backend.Close()
+	if !s.daemon {
+		if p := s.pinnedProc(); p != nil && p.b != nil {
+			_ = p.b.Close()
+		} else {
+			s.finish()
+		}
+		return
 	}
+	s.mu.Lock()
+	pending := make([]*exchange, 0, len(s.inflight))
+	for _, ex := range s.inflight {
+		pending = append(pending, ex)
+	}
+	p := s.proc
+	s.proc = nil
+	s.mu.Unlock()
+	for _, ex := range pending {
+		ex.cancel("the client session ended")
+	}
+	if p != nil {
+		p.removeSession(s)
+	}
+	s.finish()
 }

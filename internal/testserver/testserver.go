@@ -45,6 +45,9 @@ const (
 	// EnvStartupDelay holds a Go duration ("2s") to sleep before reading
 	// stdin.
 	EnvStartupDelay = "MCPGW_TESTSERVER_STARTUP_DELAY"
+	// EnvCrashIfExists names a file; while it exists the server exits with
+	// status 3 as soon as it starts (a crash loop the test can end).
+	EnvCrashIfExists = "MCPGW_TESTSERVER_CRASH_IF_EXISTS"
 	// EnvNoInit set to "1" makes the server never answer initialize.
 	EnvNoInit = "MCPGW_TESTSERVER_NO_INIT"
 	// EnvBanner set to "1" makes the server print [Banner] to stdout before
@@ -113,6 +116,12 @@ func Main() int {
 			return 2
 		}
 		delay = d
+	}
+	if f := os.Getenv(EnvCrashIfExists); f != "" {
+		if _, err := os.Stat(f); err == nil {
+			fmt.Fprintf(os.Stderr, "testserver: %s exists: crashing at start\n", f)
+			return 3
+		}
 	}
 	ignoreTerm := os.Getenv(EnvIgnoreTerm) == "1"
 	if ignoreTerm {
@@ -307,8 +316,9 @@ func (s *server) handleRequest(m *message) {
 		s.reply(context.Background(), m.ID, map[string]any{
 			"protocolVersion": version,
 			"capabilities": map[string]any{
-				"tools":   map[string]any{"listChanged": true},
-				"logging": map[string]any{},
+				"tools":     map[string]any{"listChanged": true},
+				"logging":   map[string]any{},
+				"resources": map[string]any{"subscribe": true},
 			},
 			"serverInfo": map[string]any{"name": Name, "version": "1"},
 		})
@@ -318,6 +328,11 @@ func (s *server) handleRequest(m *message) {
 		s.reply(context.Background(), m.ID, map[string]any{})
 	case "tools/list":
 		s.reply(context.Background(), m.ID, map[string]any{"tools": toolList})
+	case "resources/subscribe", "resources/unsubscribe":
+		// Any URI may be subscribed; the touch tool sends the updates.
+		// Tests read this line to see subscriptions arrive.
+		s.logf("%s %s", m.Method, m.Params)
+		s.reply(context.Background(), m.ID, map[string]any{})
 	case "tools/call":
 		key := idKey(m.ID)
 		ctx, cancel := context.WithCancel(context.Background())

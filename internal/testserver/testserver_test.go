@@ -302,8 +302,9 @@ func TestInitialize(t *testing.T) {
 			want := map[string]any{
 				"protocolVersion": tt.want,
 				"capabilities": map[string]any{
-					"tools":   map[string]any{"listChanged": true},
-					"logging": map[string]any{},
+					"tools":     map[string]any{"listChanged": true},
+					"logging":   map[string]any{},
+					"resources": map[string]any{"subscribe": true},
 				},
 				"serverInfo": map[string]any{"name": "mcpgw-testserver", "version": "1"},
 			}
@@ -339,7 +340,7 @@ func TestMethods(t *testing.T) {
 	for _, tool := range list.Tools {
 		names = append(names, tool.Name)
 	}
-	want := []string{"echo", "sleep", "crash", "garbage", "flood_stderr", "huge", "log", "sample", "list_changed", "whoami", "spawn_child"}
+	want := []string{"echo", "sleep", "stuck", "touch", "crash", "garbage", "flood_stderr", "huge", "log", "sample", "list_changed", "whoami", "spawn_child"}
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("tools (-want +got):\n%s", diff)
 	}

@@ -36,6 +36,8 @@ type SpawnChild struct {
 var toolList = []map[string]any{
 	tool("echo", "Return the text.", props{"text": {"type": "string"}}, "text"),
 	tool("sleep", "Sleep ms milliseconds, sending progress every 50ms if asked; no response if cancelled.", props{"ms": {"type": "integer", "minimum": 0}}, "ms"),
+	tool("stuck", "Sleep ms milliseconds ignoring cancellation, then answer.", props{"ms": {"type": "integer", "minimum": 0}}, "ms"),
+	tool("touch", "Send notifications/resources/updated for uri, then answer.", props{"uri": {"type": "string"}}, "uri"),
 	tool("crash", "Exit immediately with the given code, without answering.", props{"code": {"type": "integer"}}),
 	tool("garbage", "Write a non-JSON line to stdout and never answer.", nil),
 	tool("flood_stderr", "Write lines lines of bytes_per_line bytes to stderr, then answer.", props{"lines": {"type": "integer", "minimum": 0}, "bytes_per_line": {"type": "integer", "minimum": 0}}),
@@ -109,6 +111,22 @@ func (s *server) callTool(ctx context.Context, m *message) {
 		}
 		if args(&a) {
 			s.sleep(ctx, m.ID, time.Duration(a.MS)*time.Millisecond, p.Meta.ProgressToken)
+		}
+	case "stuck":
+		var a struct {
+			MS int `json:"ms"`
+		}
+		if args(&a) {
+			time.Sleep(time.Duration(a.MS) * time.Millisecond)
+			s.reply(context.Background(), m.ID, textResult(fmt.Sprintf("was stuck for %dms", a.MS), false))
+		}
+	case "touch":
+		var a struct {
+			URI string `json:"uri"`
+		}
+		if args(&a) {
+			s.notify(ctx, "notifications/resources/updated", map[string]any{"uri": a.URI})
+			s.reply(ctx, m.ID, textResult("touched "+a.URI, false))
 		}
 	case "crash":
 		var a struct {

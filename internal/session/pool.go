@@ -1,0 +1,371 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/mcpgw/mcpgw/internal/backend"
+	"github.com/mcpgw/mcpgw/internal/jsonrpc"
+)
+
+// pool is a daemon-mode server's set of shared processes (issue 4).
+//
+// Invariants: procs holds only processes that completed the handshake and
+// have not ended; starting counts handshakes under way; together they never
+// exceed max_processes (the process slots of Manager.reserve enforce it).
+// A crash shortly after start counts as a failure; consecutive failures
+// back off exponentially, during which new processes are not started and
+// requests that need one get 503 with Retry-After.
+type pool struct {
+	srv *Server
+
+	mu        sync.Mutex
+	procs     []*proc
+	starting  int
+	changed   chan struct{} // closed and replaced when procs change
+	failures  int           // consecutive early deaths or failed starts
+	retryAt   time.Time     // no new process before this
+	lastError string
+}
+
+const (
+	// A process that dies within crashWindow of its start counts as a crash
+	// for the back-off; one that lived longer resets it.
+	crashWindow = 30 * time.Second
+	maxBackoff  = 60 * time.Second
+)
+
+func newPool(srv *Server) *pool {
+	return &pool{srv: srv, changed: make(chan struct{})}
+}
+
+func (pl *pool) notify() {
+	close(pl.changed)
+	pl.changed = make(chan struct{})
+}
+
+// pick returns the process a session should be pinned to: the least-loaded
+// one with a free in-flight slot; a new one when all are full and the pool
+// may grow; else the least-loaded full one (requests then queue on it).
+func (pl *pool) pick(ctx context.Context) (*proc, error) {
+	cfg := pl.srv.cfg
+	for {
+		pl.mu.Lock()
+		// Least loaded: fewest requests in flight, then fewest sessions.
+		var best, bestFull *proc
+		var bestIn, bestSess, bestFullIn int
+		for _, p := range pl.procs {
+			if !p.usable() {
+				continue
+			}
+			in, sess := p.load()
+			if in < cfg.MaxInflightPerProcess {
+				if best == nil || in < bestIn || (in == bestIn && sess < bestSess) {
+					best, bestIn, bestSess = p, in, sess
+				}
+			} else if bestFull == nil || in < bestFullIn {
+				bestFull, bestFullIn = p, in
+			}
+		}
+		if best != nil {
+			pl.mu.Unlock()
+			return best, nil
+		}
+		if len(pl.procs)+pl.starting < cfg.MaxProcesses {
+			if wait := time.Until(pl.retryAt); wait > 0 {
+				last := pl.lastError
+				pl.mu.Unlock()
+				if bestFull != nil {
+					return bestFull, nil
+				}
+				return nil, errUnavailable(fmt.Sprintf("server %q keeps failing (last: %s); next start after its back-off", pl.srv.Name, last),
+					wait, errBackoff)
+			}
+			pl.starting++
+			pl.mu.Unlock()
+			p, err := pl.start(ctx)
+			pl.mu.Lock()
+			pl.starting--
+			if err == nil {
+				pl.procs = append(pl.procs, p)
+			}
+			pl.notify()
+			pl.mu.Unlock()
+			return p, err
+		}
+		if bestFull != nil {
+			pl.mu.Unlock()
+			return bestFull, nil
+		}
+		// Every slot is taken by processes starting or draining: wait.
+		ch := pl.changed
+		pl.mu.Unlock()
+		t := time.NewTimer(max(cfg.QueueTimeout, cfg.Timeouts.Startup))
+		select {
+		case <-ch:
+			t.Stop()
+		case <-t.C:
+			return nil, errTooMany(fmt.Sprintf("server %q has no process available (servers.%s.max_processes = %d)", pl.srv.Name, pl.srv.Name, cfg.MaxProcesses))
+		case <-ctx.Done():
+			t.Stop()
+			return nil, errTooMany("client gave up while waiting for a process")
+		}
+	}
+}
+
+var errBackoff = errors.New("restart back-off")
+
+// start launches a process and performs the MCP handshake with it, bounded
+// by the startup timeout (core rule).
+func (pl *pool) start(ctx context.Context) (*proc, error) {
+	srv := pl.srv
+	m := srv.m
+	if err := m.reserve(ctx, srv); err != nil {
+		return nil, err
+	}
+	p := newProc(srv, true)
+	b, err := srv.start(p)
+	if err != nil {
+		m.release(srv)
+		pl.failed(err.Error())
+		m.log.Error("cannot start server", "tool", srv.Name, "runtime", srv.cfg.Runtime, "error", err.Error())
+		return nil, errUnavailable(fmt.Sprintf("server %q cannot be started: %v", srv.Name, err), 30*time.Second, err)
+	}
+	p.b = b
+	// From here the slot is released by HandleClose.
+	if err := p.handshake(ctx); err != nil {
+		p.b.End(err)
+		<-p.b.Done()
+		var se *Error
+		if errors.As(err, &se) && se.Status == 499 {
+			return nil, err // the client went away: not the server's fault
+		}
+		pl.failed(err.Error())
+		return nil, err
+	}
+	if m.Draining() { // the gateway began shutting down meanwhile
+		p.b.End(errShutdown)
+		<-p.b.Done()
+		return nil, errUnavailable("the gateway is shutting down", 5*time.Second, errShutdown)
+	}
+	m.log.Info("server process ready", "tool", srv.Name, "runtime", srv.cfg.Runtime, "process", b.ID(),
+		"mode", "daemon", "protocol_version", p.backendVersion, "startup_ms", time.Since(p.started).Milliseconds())
+	return p, nil
+}
+
+// gatewayInit is what the gateway declares when it initializes a pooled
+// process. It declares sampling and elicitation, which it can route to the
+// client whose request is in flight (and refuses for clients that did not
+// declare them); it does not declare roots, which are one client's view of
+// its files and mean nothing for a process shared by many clients.
+func gatewayInit() json.RawMessage {
+	params, _ := json.Marshal(map[string]any{
+		"protocolVersion": SessionVersions[0],
+		"capabilities":    map[string]any{"sampling": map[string]any{}, "elicitation": map[string]any{}},
+		"clientInfo":      map[string]any{"name": "mcpgw", "version": "1"},
+	})
+	return params
+}
+
+// handshake performs initialize / notifications/initialized once for a
+// pooled process and caches the result for every client's initialize.
+func (p *proc) handshake(ctx context.Context) error {
+	srv := p.srv
+	startup := srv.cfg.Timeouts.Startup
+	hctx, cancel := context.WithTimeout(ctx, startup-time.Since(p.started))
+	defer cancel()
+	w := newChanWaiter()
+	req := &jsonrpc.Message{Kind: jsonrpc.KindRequest, ID: json.RawMessage("0"), Method: "initialize", Params: gatewayInit()}
+	if _, err := p.b.Call(hctx, req, w); err != nil {
+		return backendError(srv.Name, err)
+	}
+	var resp *jsonrpc.Message
+	select {
+	case resp = <-w.resp:
+	case err := <-w.err:
+		return backendError(srv.Name, err)
+	case <-hctx.Done():
+		if ctx.Err() != nil {
+			return &Error{Status: 499, Code: jsonrpc.CodeTimeout, Message: "client went away during the server's startup", Err: ctx.Err()}
+		}
+		return &Error{Status: http.StatusGatewayTimeout, Code: jsonrpc.CodeTimeout, Err: errStartupTimeout,
+			Message: fmt.Sprintf("server %q did not answer initialize within %s (servers.%s.timeouts.startup)", srv.Name, startup, srv.Name)}
+	}
+	if resp.Error != nil {
+		return &Error{Status: http.StatusBadGateway, Code: jsonrpc.CodeBackendInvalid, Err: errInitRefused,
+			Message: fmt.Sprintf("server %q refused the gateway's initialize: %s", srv.Name, truncateBytes(resp.Error, 300))}
+	}
+	var ir initResult
+	if err := json.Unmarshal(resp.Result, &ir); err != nil || !contains(SessionVersions, ir.ProtocolVersion) {
+		return &Error{Status: http.StatusBadGateway, Code: jsonrpc.CodeBackendInvalid, Err: errBadInit,
+			Message: fmt.Sprintf("server %q answered initialize with protocol version %q, which the gateway does not support", srv.Name, ir.ProtocolVersion)}
+	}
+	p.initResult = resp.Result
+	p.backendVersion = ir.ProtocolVersion
+	if err := p.b.Send(hctx, &jsonrpc.Message{Kind: jsonrpc.KindNotification, Method: "notifications/initialized"}); err != nil {
+		return backendError(srv.Name, err)
+	}
+	return nil
+}
+
+func truncateBytes(b []byte, n int) string {
+	if len(b) <= n {
+		return string(b)
+	}
+	return string(b[:n]) + "…"
+}
+
+// negotiate picks the version for a client (MCP spec, lifecycle, "Version
+// Negotiation"): the client's if the gateway and the backend support it,
+// else the newest both support.
+func negotiate(client, backendVersion string) string {
+	for _, v := range SessionVersions {
+		if v == client && v <= backendVersion {
+			return v
+		}
+	}
+	return backendVersion
+}
+
+// initResponse answers a client's initialize from the cached result, with
+// the version negotiated for that client.
+func (p *proc) initResponse(clientVersion string) (json.RawMessage, string, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(p.initResult, &obj); err != nil {
+		return nil, "", err
+	}
+	v := negotiate(clientVersion, p.backendVersion)
+	obj["protocolVersion"], _ = json.Marshal(v)
+	out, err := json.Marshal(obj)
+	return out, v, err
+}
+
+// remove drops an ended process and accounts for an early death.
+func (pl *pool) remove(p *proc, why error) {
+	pl.mu.Lock()
+	for i, q := range pl.procs {
+		if q == p {
+			pl.procs = append(pl.procs[:i], pl.procs[i+1:]...)
+			break
+		}
+	}
+	pl.notify()
+	pl.mu.Unlock()
+	if errors.Is(why, backend.ErrStopped) {
+		return // the gateway's own decision (idle, lifetime, recycle, shutdown), not a crash
+	}
+	if time.Since(p.started) < crashWindow {
+		pl.failed(why.Error())
+	} else {
+		pl.mu.Lock()
+		pl.failures = 0
+		pl.mu.Unlock()
+	}
+}
+
+// failed records a crash or failed start and sets the back-off: the first
+// failure restarts at once, then 1s, 2s, 4s … up to maxBackoff.
+func (pl *pool) failed(reason string) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	pl.failures++
+	pl.lastError = reason
+	if pl.failures > 1 {
+		d := time.Second << min(pl.failures-2, 6)
+		pl.retryAt = time.Now().Add(min(d, maxBackoff))
+		pl.srv.m.log.Warn("server keeps failing; backing off", "tool", pl.srv.Name, "runtime", pl.srv.cfg.Runtime,
+			"failures", pl.failures, "retry_in_ms", min(d, maxBackoff).Milliseconds(), "error", reason)
+	}
+}
+
+// state reports back-off for readiness detail.
+func (pl *pool) state() (failing bool, detail string) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if wait := time.Until(pl.retryAt); wait > 0 {
+		return true, fmt.Sprintf("crash loop: %d consecutive failures (last: %s); next start in %s", pl.failures, pl.lastError, wait.Round(time.Millisecond))
+	}
+	return false, ""
+}
+
+func (pl *pool) list() []*proc {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return append([]*proc(nil), pl.procs...)
+}
+
+// maintain runs from the janitor: lifetime drain, idle shrink, warm floor.
+func (pl *pool) maintain(now time.Time) {
+	srv := pl.srv
+	to := srv.cfg.Timeouts
+	procs := pl.list()
+	live := 0
+	for _, p := range procs {
+		if p.usable() {
+			live++
+		}
+	}
+	for _, p := range procs {
+		p.mu.Lock()
+		idle := len(p.sessions) == 0 && len(p.inflight) == 0 && now.Sub(p.lastUsed) >= to.Idle
+		busy := len(p.inflight) > 0
+		if now.Sub(p.started) >= to.MaxLifetime && !p.draining && !p.ended {
+			p.draining = true
+			live--
+			srv.m.log.Info("server process reached its maximum lifetime; draining it", "tool", srv.Name,
+				"runtime", srv.cfg.Runtime, "process", p.b.ID())
+		}
+		draining := p.draining
+		p.mu.Unlock()
+		switch {
+		case draining && !busy:
+			// Its sessions move to another process on their next request.
+			p.stopAsync(errLifetime)
+		case !draining && idle && live > srv.cfg.MinProcesses:
+			srv.m.log.Info("stopping an idle server process", "tool", srv.Name, "runtime", srv.cfg.Runtime, "process", p.b.ID())
+			p.stopAsync(errIdle)
+			live--
+		}
+	}
+	pl.mu.Lock()
+	need := srv.cfg.MinProcesses - live - pl.starting
+	backoff := time.Now().Before(pl.retryAt)
+	pl.mu.Unlock()
+	if need > 0 && !backoff && !srv.m.Draining() {
+		m := srv.m
+		for range need {
+			m.wg.Add(1)
+			go func() { // owner: the manager; bounded by the startup timeout
+				defer m.wg.Done()
+				if _, err := pl.warm(m.ctx); err != nil {
+					m.log.Warn("cannot start a warm server process", "tool", srv.Name, "error", err.Error())
+				}
+			}()
+		}
+	}
+}
+
+// warm starts one process for min_processes.
+func (pl *pool) warm(ctx context.Context) (*proc, error) {
+	pl.mu.Lock()
+	if len(pl.procs)+pl.starting >= pl.srv.cfg.MaxProcesses {
+		pl.mu.Unlock()
+		return nil, nil
+	}
+	pl.starting++
+	pl.mu.Unlock()
+	p, err := pl.start(ctx)
+	pl.mu.Lock()
+	pl.starting--
+	if err == nil {
+		pl.procs = append(pl.procs, p)
+	}
+	pl.notify()
+	pl.mu.Unlock()
+	return p, err
+}
