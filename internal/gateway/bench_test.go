@@ -1,12 +1,18 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -259,3 +265,165 @@ func BenchmarkSessionSetupDaemon(b *testing.B) {
 	b.StopTimer()
 	reportLatency(b, samples)
 }
+
+// The raw benchmarks take the SDK client out of the measurement: in
+// production the clients run elsewhere, so their CPU is not the gateway's.
+// A minimal client speaks JSON-RPC over stdio (direct) or plain HTTP
+// (through the gateway), and both sides reach the same demo server.
+
+const rawEcho = `{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"benchmark payload"}}}`
+
+// rawStdio multiplexes concurrent callers over one server's stdio.
+type rawStdio struct {
+	mu      sync.Mutex
+	stdin   io.Writer
+	nextID  int
+	waiters map[int]chan []byte
+}
+
+func newRawStdio(b *testing.B) *rawStdio {
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(self)
+	cmd.Env = []string{"MCPGW_TEST_DEMO=1", "PATH=" + os.Getenv("PATH")}
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	r := &rawStdio{stdin: stdin, waiters: map[int]chan []byte{}}
+	done := make(chan struct{})
+	go func() { // owner: the benchmark; ends when the server exits
+		defer close(done)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var m struct{ ID int }
+			if json.Unmarshal(sc.Bytes(), &m) != nil {
+				continue
+			}
+			r.mu.Lock()
+			ch := r.waiters[m.ID]
+			delete(r.waiters, m.ID)
+			r.mu.Unlock()
+			if ch != nil {
+				ch <- append([]byte(nil), sc.Bytes()...)
+			}
+		}
+	}()
+	b.Cleanup(func() { stdin.Close(); <-done; _ = cmd.Wait() })
+	r.call(`{"jsonrpc":"2.0","id":%d,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`)
+	fmt.Fprintln(stdin, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	return r
+}
+
+func (r *rawStdio) call(format string) []byte {
+	ch := make(chan []byte, 1)
+	r.mu.Lock()
+	r.nextID++
+	id := r.nextID
+	r.waiters[id] = ch
+	fmt.Fprintf(r.stdin, format+"\n", id)
+	r.mu.Unlock()
+	return <-ch
+}
+
+// rawHTTP is one session through the gateway, spoken with plain net/http.
+type rawHTTP struct {
+	url, sid string
+	hc       *http.Client
+	nextID   atomic.Int64
+}
+
+func newRawHTTP(b *testing.B, h *harness, hc *http.Client) *rawHTTP {
+	c := &rawHTTP{url: h.url("demo"), hc: hc}
+	resp := c.post(fmt.Sprintf(initBody, "2025-11-25"))
+	c.sid = resp.Header.Get("Mcp-Session-Id")
+	if c.sid == "" {
+		b.Fatal("no session")
+	}
+	c.post(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	return c
+}
+
+func (c *rawHTTP) post(body string) *http.Response {
+	req, _ := http.NewRequest(http.MethodPost, c.url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if c.sid != "" {
+		req.Header.Set("Mcp-Session-Id", c.sid)
+		req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+func (c *rawHTTP) call() {
+	if r := c.post(fmt.Sprintf(rawEcho, c.nextID.Add(1))); r.StatusCode != http.StatusOK {
+		panic(r.Status)
+	}
+}
+
+// benchRaw runs b.N calls spread over n concurrent callers.
+func benchRaw(b *testing.B, n int, call func(i int)) {
+	var mu sync.Mutex
+	samples := make([]time.Duration, 0, b.N)
+	per := (b.N + n - 1) / n
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, per)
+			for range per {
+				t0 := time.Now()
+				call(i)
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			samples = append(samples, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(per*n)/elapsed.Seconds(), "calls/s")
+	reportLatency(b, samples)
+}
+
+func BenchmarkRawDirectStdio1Caller(b *testing.B) {
+	r := newRawStdio(b)
+	benchRaw(b, 1, func(int) { r.call(rawEcho) })
+}
+
+func BenchmarkRawDirectStdio16Callers(b *testing.B) {
+	r := newRawStdio(b)
+	benchRaw(b, 16, func(int) { r.call(rawEcho) })
+}
+
+func benchRawGateway(b *testing.B, yaml string, sessions int) {
+	h := newHarness(b, yaml)
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: sessions}}
+	b.Cleanup(hc.CloseIdleConnections)
+	cs := make([]*rawHTTP, sessions)
+	for i := range cs {
+		cs[i] = newRawHTTP(b, h, hc)
+	}
+	benchRaw(b, sessions, func(i int) { cs[i].call() })
+}
+
+func BenchmarkRawDaemon1Session(b *testing.B)     { benchRawGateway(b, benchDaemonYAML, 1) }
+func BenchmarkRawDaemon16Sessions(b *testing.B)   { benchRawGateway(b, benchDaemonYAML, 16) }
+func BenchmarkRawDaemon64Sessions(b *testing.B)   { benchRawGateway(b, benchDaemonYAML, 64) }
+func BenchmarkRawLauncher1Session(b *testing.B)   { benchRawGateway(b, benchYAML, 1) }
+func BenchmarkRawLauncher16Sessions(b *testing.B) { benchRawGateway(b, benchYAML, 16) }

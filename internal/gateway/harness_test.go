@@ -131,7 +131,9 @@ func newHarness(t testing.TB, cfgYAML string) *harness {
 	t.Helper()
 	cfg := testConfig(t, cfgYAML)
 	logs := &logBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var lvl slog.Level // the config's level (info by default), as in production
+	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: lvl}))
 	g := New(cfg, &Options{Logger: log, Getenv: os.LookupEnv, Version: "test"})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -288,6 +288,16 @@ type Fields struct {
 	URI string
 }
 
+// MetaProgressToken returns params._meta.progressToken, or nil. Most
+// requests carry none, and a byte search decides that without decoding the
+// params (the hot path reads only the envelope).
+func MetaProgressToken(params json.RawMessage) json.RawMessage {
+	if !bytes.Contains(params, []byte(`"progressToken"`)) {
+		return nil
+	}
+	return ParamsFields(params).MetaProgressToken
+}
+
 // ParamsFields decodes the routing fields of params; missing ones stay zero.
 func ParamsFields(params json.RawMessage) Fields {
 	var p paramsMeta

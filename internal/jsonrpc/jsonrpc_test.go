@@ -142,3 +142,25 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestMetaProgressToken(t *testing.T) {
+	cases := []struct{ params, want string }{
+		{`{"name":"echo"}`, ""},
+		{`{"_meta":{"progressToken":"t1"},"name":"x"}`, `"t1"`},
+		{`{"_meta":{"progressToken":7}}`, `7`},
+		{`{"arguments":{"text":"progressToken"}}`, ""}, // the word, not the member
+	}
+	for _, c := range cases {
+		if got := string(MetaProgressToken(json.RawMessage(c.params))); got != c.want {
+			t.Errorf("MetaProgressToken(%s) = %q, want %q", c.params, got, c.want)
+		}
+	}
+	out, err := SetMetaProgressToken(json.RawMessage(`{"_meta":{"progressToken":1,"other":true},"name":"x"}`), "mcpgw-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := ParamsFields(out)
+	if string(f.MetaProgressToken) != `"mcpgw-1"` || !bytes.Contains(out, []byte(`"other":true`)) || !bytes.Contains(out, []byte(`"name":"x"`)) {
+		t.Errorf("SetMetaProgressToken lost or kept the wrong members: %s", out)
+	}
+}

@@ -452,7 +452,7 @@ func (s *Session) Begin(ctx context.Context, req *jsonrpc.Message, sink *Sink) e
 	s.inflight[key] = ex
 	s.lastActive = time.Now()
 	s.mu.Unlock()
-	params, err := p.track(ex, req.Params, jsonrpc.ParamsFields(req.Params).MetaProgressToken)
+	params, err := p.track(ex, req.Params, jsonrpc.MetaProgressToken(req.Params))
 	if err != nil {
 		s.mu.Lock()
 		delete(s.inflight, key)
