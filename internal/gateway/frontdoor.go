@@ -181,8 +181,7 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
 	ri.tool = name
 	ri.runtime = srv.Config().Runtime
 	if sub != "" {
-		writeError(w, r, http.StatusNotFound, nil, jsonrpc.CodeInvalidRequest,
-			fmt.Sprintf("not found: server %q is served at /mcp/%s (Streamable HTTP)", name, name), 0)
+		g.serveLegacy(w, r, srv, sub)
 		return
 	}
 	g.serveStreamable(w, r, srv)

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,7 +47,13 @@ type Gateway struct {
 
 	listening atomic.Bool
 	draining  atomic.Bool
+	drained   chan struct{} // closed when Shutdown begins
+	drainOnce sync.Once
+	legacy    legacyConns
 }
+
+// drainCh is closed when shutdown begins; long-lived streams end on it.
+func (g *Gateway) drainCh() <-chan struct{} { return g.drained }
 
 // New builds a gateway for cfg. It starts no process until a client asks.
 func New(cfg *config.Config, opts *Options) *Gateway {
@@ -62,6 +69,7 @@ func New(cfg *config.Config, opts *Options) *Gateway {
 		log:     log,
 		mgr:     session.NewManager(cfg, &session.Options{Logger: log, Getenv: opts.Getenv}),
 		version: opts.Version,
+		drained: make(chan struct{}),
 	}
 	g.srv = &http.Server{
 		Handler: g,
@@ -99,6 +107,7 @@ func (g *Gateway) Serve(ln net.Listener) error {
 // nothing the gateway started is left running.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.draining.Store(true)
+	g.drainOnce.Do(func() { close(g.drained) })
 	g.mgr.Drain()
 	err := g.srv.Shutdown(ctx)
 	if err == nil {

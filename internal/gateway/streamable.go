@@ -269,14 +269,20 @@ type clientInfo struct {
 	} `json:"clientInfo"`
 }
 
-func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, srv *session.Server, req *jsonrpc.Message) {
-	ri := info(r.Context())
+// clientName is the clientInfo of an initialize request as "name/version".
+func clientName(req *jsonrpc.Message) string {
 	var ci clientInfo
 	_ = json.Unmarshal(req.Params, &ci)
 	name := truncate(strings.TrimSpace(ci.ClientInfo.Name+"/"+ci.ClientInfo.Version), 100)
 	if name == "/" {
-		name = ""
+		return ""
 	}
+	return name
+}
+
+func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, srv *session.Server, req *jsonrpc.Message) {
+	ri := info(r.Context())
+	name := clientName(req)
 	ri.client = name
 	sess, resp, err := srv.Initialize(r.Context(), req, name)
 	if err != nil {
@@ -491,6 +497,15 @@ func (s *sseWriter) event(data []byte) error {
 	buf = append(buf, data...)
 	buf = append(buf, "\n\n"...)
 	if _, err := s.w.Write(buf); err != nil {
+		return err
+	}
+	return s.flush()
+}
+
+// named writes an event with a name other than "message".
+func (s *sseWriter) named(name string, data []byte) error {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	if _, err := fmt.Fprintf(s.w, "event: %s\ndata: %s\n\n", name, data); err != nil {
 		return err
 	}
 	return s.flush()

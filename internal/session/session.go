@@ -787,6 +787,28 @@ func (s *Session) OpenStream() (*Sink, error) {
 	return sink, nil
 }
 
+// AttachStream makes sink the session's stream for server-initiated
+// messages (legacy SSE: the one stream carries everything), handing it the
+// held messages.
+func (s *Session) AttachStream(sink *Sink) error {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return errSessionGone()
+	}
+	old := s.stream
+	s.stream = sink
+	for _, h := range s.held {
+		sink.push(h.msg)
+	}
+	s.held = nil
+	s.mu.Unlock()
+	if old != nil && old != sink {
+		old.close()
+	}
+	return nil
+}
+
 // CloseStream detaches sink if it is still the session's GET stream; what it
 // had not written is held again for the next stream.
 func (s *Session) CloseStream(sink *Sink) {

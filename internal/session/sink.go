@@ -52,6 +52,15 @@ func (s *Sink) signal() {
 	}
 }
 
+// Push queues a message on the stream (the legacy SSE front-end delivers
+// initialize responses this way); it reports false if the sink is closed
+// or full.
+func (s *Sink) Push(msg []byte) bool { return s.push(msg) }
+
+// NewStreamSink returns a sink for a long-lived stream that ends only when
+// closed (GET streams, legacy SSE streams).
+func NewStreamSink() *Sink { return newStreamSink(1024) }
+
 // ErrorStatus is the HTTP status of a gateway-made error outcome, or 0. The
 // front-end uses it for a single request answered with plain JSON, so that
 // DESIGN.md's "before the first byte" rule holds: 502 for a backend that
