@@ -14,6 +14,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/mcpgw/mcpgw/internal/config"
@@ -131,6 +132,10 @@ func (a *Authenticator) Authenticate(ctx context.Context, h http.Header) (Identi
 			if name == "Authorization" {
 				if !hasBearer {
 					continue
+				}
+				if strings.Count(bearer, ".") != 2 {
+					// Not JWT-shaped: a static token that matched none.
+					return Identity{}, fail(ReasonUnknown, "")
 				}
 				raw = bearer
 			} else {

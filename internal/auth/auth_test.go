@@ -197,6 +197,7 @@ func TestJWT(t *testing.T) {
 		{"no identity claim", cfAccess(authtest.Sign(t, rsaKey, claims(func(c map[string]any) { delete(c, "email"); delete(c, "sub") }))), result{Reason: ReasonNoIdentity, Presented: true}},
 		{"garbage", cfAccess("not-a-jwt"), result{Reason: ReasonMalformed, Presented: true}},
 		{"garbage bearer", bearer("a.b.c"), result{Reason: ReasonMalformed, Presented: true}},
+		{"unknown static token", bearer("not-a-configured-token"), result{Reason: ReasonUnknown, Presented: true}},
 		{"two Cf-Access headers", http.Header{"Cf-Access-Jwt-Assertion": {valid, valid}}, result{Reason: ReasonMalformed, Presented: true}},
 		{"static token still works", bearer(laptopToken), result{Name: "laptop", Method: "token"}},
 		{"Cf-Access header is tried first", http.Header{"Cf-Access-Jwt-Assertion": {valid}, "Authorization": {"Bearer a.b.c"}}, result{Name: "alice@example.com", Method: "jwt"}},

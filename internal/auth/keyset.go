@@ -65,7 +65,7 @@ var (
 
 // VerifySignature implements oidc.KeySet.
 func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
-	jws, err := jose.ParseSigned(raw, k.algs)
+	jws, err := jose.ParseSignedCompact(raw, k.algs)
 	if err != nil || len(jws.Signatures) != 1 {
 		setReason(ctx, ReasonMalformed)
 		return nil, errors.New("malformed JWS")

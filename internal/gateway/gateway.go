@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mcpgw/mcpgw/internal/auth"
 	"github.com/mcpgw/mcpgw/internal/config"
 	"github.com/mcpgw/mcpgw/internal/session"
 )
@@ -34,6 +35,8 @@ type Options struct {
 	Getenv func(string) (string, bool)
 	// Version is reported by /readyz.
 	Version string
+	// Auth tunes authentication (JWKS client, clock); nil is production.
+	Auth *auth.Options
 }
 
 // Gateway serves MCP for the configured servers.
@@ -43,6 +46,10 @@ type Gateway struct {
 	mgr     *session.Manager
 	srv     *http.Server
 	version string
+
+	auth         *auth.Authenticator // nil: no authentication (local or none)
+	limits       limits              // gateway-wide rate limits
+	serverLimits map[string]limits   // per-server rate limits
 
 	listening atomic.Bool
 	draining  atomic.Bool
@@ -62,6 +69,17 @@ func New(cfg *config.Config, opts *Options) *Gateway {
 		log:     log,
 		mgr:     session.NewManager(cfg, &session.Options{Logger: log, Getenv: opts.Getenv}),
 		version: opts.Version,
+		limits:  newLimits(cfg.Rate, cfg.SessionRate),
+	}
+	g.serverLimits = make(map[string]limits, len(cfg.Servers))
+	for name, s := range cfg.Servers {
+		g.serverLimits[name] = newLimits(s.Rate, s.SessionRate)
+	}
+	switch cfg.Auth.Mode {
+	case config.AuthRequired:
+		g.auth = auth.New(&cfg.Auth, opts.Auth)
+	case config.AuthNone:
+		log.Warn("authentication is off (auth: {mode: none}): anyone who can reach the gateway can use every server", "listen", cfg.Listen)
 	}
 	g.srv = &http.Server{
 		Handler: g,

@@ -148,7 +148,9 @@ func TestLogsCarryFixedFields(t *testing.T) {
 				t.Errorf("log line lacks %q: %v", k, l)
 			}
 		}
-		if l["tool"] != "t" || l["runtime"] != "native" || l["client"] != "gateway-test/1" {
+		// client is the identity (anonymous without auth); the MCP
+		// client software moved to client_info (issue 6).
+		if l["tool"] != "t" || l["runtime"] != "native" || l["client"] != "anonymous" || l["client_info"] != "gateway-test/1" {
 			t.Errorf("log line fields: %v", l)
 		}
 		if _, ok := l["duration"].(float64); !ok {

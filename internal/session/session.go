@@ -32,6 +32,7 @@ type Session struct {
 	protocolVersion string
 	clientName      string
 	serverName      string
+	identity        string // who created the session (identity.go)
 
 	gone     atomic.Bool // no new requests: ended, reclaimed or expired
 	stopping atomic.Bool // stopAsync has been called
@@ -152,6 +153,7 @@ func (srv *Server) Initialize(ctx context.Context, req *jsonrpc.Message, clientN
 		srv:        srv,
 		created:    time.Now(),
 		clientName: clientName,
+		identity:   identityFrom(ctx),
 		lastActive: time.Now(),
 		inflight:   make(map[string]*exchange),
 		byProgress: make(map[string]*exchange),
