@@ -110,6 +110,14 @@ func New(cfg *config.Auth, opts *Options) *Authenticator {
 	return a
 }
 
+// Close releases idle connections to the JWKS server. The Authenticator
+// remains usable; Close may be called more than once.
+func (a *Authenticator) Close() {
+	if a.jwt != nil {
+		a.jwt.keys.close()
+	}
+}
+
 // Authenticate returns the identity that the headers prove, or a *Failure.
 //
 // A bearer token in Authorization that matches a configured token wins.

@@ -239,8 +239,13 @@ func TestKeyRotation(t *testing.T) {
 	is := authtest.NewIssuer(t, old)
 	a, clock := newAuth(t, is, "")
 	next := authtest.NewECDSA(t, "next")
-	oldTok := authtest.Sign(t, old, is.Claims(audience, "a@example.com"))
-	nextTok := authtest.Sign(t, next, is.Claims(audience, "b@example.com"))
+	long := func(email string) map[string]any { // valid across the clock's jumps
+		c := is.Claims(audience, email)
+		c["exp"] = time.Now().Add(24 * time.Hour).Unix()
+		return c
+	}
+	oldTok := authtest.Sign(t, old, long("a@example.com"))
+	nextTok := authtest.Sign(t, next, long("b@example.com"))
 	ok := func(name string) result { return result{Name: name, Method: "jwt"} }
 	unknown := result{Reason: ReasonUnknownKey, Presented: true}
 
@@ -260,6 +265,10 @@ func TestKeyRotation(t *testing.T) {
 		{"JWKS outage: cached keys still work", func() { is.SetDown(true); clock.Advance(time.Minute) }, cfAccess(oldTok), ok("a@example.com"), 2},
 		{"JWKS outage: unknown kid fails, cache kept", nil, cfAccess(authtest.Sign(t, authtest.NewRSA(t, "third"), is.Claims(audience, "c@example.com"))), unknown, 3},
 		{"JWKS outage: cached rotated key still works", nil, cfAccess(nextTok), ok("b@example.com"), 3},
+		{"stale cache during the outage: one retry, cached keys still work", func() { clock.Advance(time.Hour) }, cfAccess(oldTok), ok("a@example.com"), 4},
+		{"stale retries are spaced out", func() { clock.Advance(time.Minute) }, cfAccess(oldTok), ok("a@example.com"), 4},
+		{"withdrawn key: distrusted once the stale cache is refreshed", func() { is.SetDown(false); is.SetKeys(next); clock.Advance(5 * time.Minute) }, cfAccess(oldTok), unknown, 5},
+		{"the remaining key still works", nil, cfAccess(nextTok), ok("b@example.com"), 5},
 	}
 	// The first step's fetch happens on the first token: fetches count
 	// from 0, and the unknown-kid step right after it is inside MinRefresh.

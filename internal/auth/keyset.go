@@ -23,6 +23,9 @@ import (
 // keys in use; fetches triggered by unknown key ids happen at most once
 // per minRefresh, however many requests present unknown ids (an attacker
 // cannot turn the gateway into a JWKS flooder); one fetch runs at a time.
+// Keys older than maxKeyAge are refetched by the next request (retried at
+// most every staleRetry while the JWKS is unreachable), so that a key the
+// issuer withdrew stops being trusted.
 type keySet struct {
 	url        string
 	algs       []jose.SignatureAlgorithm
@@ -34,19 +37,23 @@ type keySet struct {
 
 	mu          sync.Mutex // guards the fields below
 	keys        []jose.JSONWebKey
+	fetched     time.Time // of keys
 	lastAttempt time.Time
 	lastErr     error
 }
 
 const (
 	defaultMinRefresh = 30 * time.Second
+	maxKeyAge         = time.Hour
+	staleRetry        = 5 * time.Minute
 	fetchTimeout      = 10 * time.Second
 	maxJWKSBytes      = 1 << 20
 )
 
 func newKeySet(url string, algs []string, client *http.Client, now func() time.Time, minRefresh time.Duration) *keySet {
 	if client == nil {
-		client = &http.Client{Timeout: fetchTimeout}
+		// Its own transport, so that Close can drop its connections.
+		client = &http.Client{Timeout: fetchTimeout, Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 	if minRefresh <= 0 {
 		minRefresh = defaultMinRefresh
@@ -71,9 +78,12 @@ func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error
 		return nil, errors.New("malformed JWS")
 	}
 	kid := jws.Signatures[0].Header.KeyID
+	if k.stale() {
+		_ = k.refresh(ctx, staleRetry) // a failure leaves the cache as it was
+	}
 	cands := k.candidates(kid)
 	if len(cands) == 0 && kid != "" {
-		_ = k.refresh(ctx) // a failure leaves the cache as it was
+		_ = k.refresh(ctx, k.minRefresh)
 		cands = k.candidates(kid)
 	}
 	if len(cands) == 0 {
@@ -103,13 +113,23 @@ func (k *keySet) candidates(kid string) []jose.JSONWebKey {
 	return out
 }
 
-// refresh fetches the JWKS unless a fetch started less than minRefresh ago.
-func (k *keySet) refresh(ctx context.Context) error {
+// stale reports cached keys older than maxKeyAge.
+func (k *keySet) stale() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return !k.fetched.IsZero() && k.now().Sub(k.fetched) >= maxKeyAge
+}
+
+// close drops idle connections to the JWKS server.
+func (k *keySet) close() { k.client.CloseIdleConnections() }
+
+// refresh fetches the JWKS unless a fetch started less than interval ago.
+func (k *keySet) refresh(ctx context.Context, interval time.Duration) error {
 	k.fetchMu.Lock()
 	defer k.fetchMu.Unlock()
 	k.mu.Lock()
 	now := k.now()
-	if !k.lastAttempt.IsZero() && now.Sub(k.lastAttempt) < k.minRefresh {
+	if !k.lastAttempt.IsZero() && now.Sub(k.lastAttempt) < interval {
 		err := k.lastErr
 		k.mu.Unlock()
 		return err
@@ -122,7 +142,7 @@ func (k *keySet) refresh(ctx context.Context) error {
 	defer k.mu.Unlock()
 	k.lastErr = err
 	if err == nil {
-		k.keys = keys
+		k.keys, k.fetched = keys, now
 	}
 	return err
 }

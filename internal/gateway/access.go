@@ -224,7 +224,13 @@ func (g *Gateway) handleMetadata(w http.ResponseWriter, r *http.Request, rest st
 		writeError(w, r, http.StatusMethodNotAllowed, nil, jsonrpc.CodeInvalidRequest, "method not allowed", 0)
 		return
 	}
-	if !g.checkHostOrigin(w, r) {
+	// The Host names the resource when public_url is unset, so it is
+	// checked; the Origin is not: the metadata is public, and browser
+	// clients of any origin may read it (hence the CORS header below).
+	if !g.hostAllowed(r.Host) {
+		info(r.Context()).errMsg = "host not allowed"
+		writeError(w, r, http.StatusForbidden, nil, jsonrpc.CodeInvalidRequest,
+			fmt.Sprintf("Host %q is not allowed: add it to allowed_hosts", truncate(r.Host, 100)), 0)
 		return
 	}
 	if rest != "" {
@@ -243,6 +249,6 @@ func (g *Gateway) handleMetadata(w http.ResponseWriter, r *http.Request, rest st
 		md.AuthorizationServers = []string{j.Issuer}
 	}
 	body, _ := json.Marshal(md)
-	w.Header().Set("Access-Control-Allow-Origin", "*") // public metadata, read by browser clients
+	w.Header().Set("Access-Control-Allow-Origin", "*")
 	writeJSON(w, http.StatusOK, body)
 }

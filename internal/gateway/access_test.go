@@ -204,6 +204,7 @@ func TestProtectedResourceMetadata(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		req.Header.Set("Origin", "https://some-web-client.example")
 		return h.do(req)
 	}
 	tests := []struct {
@@ -227,10 +228,18 @@ func TestProtectedResourceMetadata(t *testing.T) {
 		{"unknown server", withPublic, "/.well-known/oauth-protected-resource/mcp/nosuch", 404, nil},
 		{"other path", withPublic, "/.well-known/oauth-protected-resource/x", 404, nil},
 		{"without auth", noAuth, "/.well-known/oauth-protected-resource/mcp/t", 404, nil},
+		{"Host not allowed", withPublic, "HOST evil.example.com", 403, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := get(tt.h, tt.path)
+			var r *rawResponse
+			if host, ok := strings.CutPrefix(tt.path, "HOST "); ok {
+				req, _ := http.NewRequest(http.MethodGet, tt.h.base+metadataPath, nil)
+				req.Host = host
+				r = tt.h.do(req)
+			} else {
+				r = get(tt.h, tt.path)
+			}
 			if r.Status != tt.status {
 				t.Fatalf("status %d, want %d: %s", r.Status, tt.status, r.Body)
 			}
@@ -504,5 +513,21 @@ func TestReadyzDetail(t *testing.T) {
 	}
 	if got := get(bearerHdr(laptopToken)); got["servers"] == nil {
 		t.Errorf("authenticated caller got no detail: %v", got)
+	}
+}
+
+// TestModeNoneWarns: opting out of authentication explicitly is allowed on
+// a public host, logged as a warning, and every caller is anonymous.
+func TestModeNoneWarns(t *testing.T) {
+	h := newHarness(t, "listen: 127.0.0.1:0\nauth: {mode: none}\nallowed_hosts: [mcp.example.com]\nservers:\n"+serverYAML("t", ""))
+	if len(h.logs.find("authentication is off (auth: {mode: none}): anyone who can reach the gateway can use every server", map[string]any{"level": "WARN"})) != 1 {
+		t.Error("no warning about auth mode none")
+	}
+	r := h.post("t", listBody, merge(bearerHdr("ignored"), map[string]string{"Mcp-Session-Id": "x"}))
+	if r.Status != http.StatusNotFound {
+		t.Errorf("status %d, want 404 (no credentials needed): %s", r.Status, r.Body)
+	}
+	if len(h.logs.find("request", map[string]any{"client": "anonymous", "status": 404})) != 1 {
+		t.Error("request not logged as anonymous")
 	}
 }

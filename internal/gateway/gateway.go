@@ -117,6 +117,9 @@ func (g *Gateway) Serve(ln net.Listener) error {
 // nothing the gateway started is left running.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.draining.Store(true)
+	if g.auth != nil {
+		defer g.auth.Close()
+	}
 	g.mgr.Drain()
 	err := g.srv.Shutdown(ctx)
 	if err == nil {
