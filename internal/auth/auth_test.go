@@ -193,6 +193,8 @@ func TestJWT(t *testing.T) {
 			"iss": is.URL, "aud": []string{audience}, "sub": "", "common_name": "0123abcd.access", "type": "app",
 			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
 		})), result{Name: "0123abcd.access", Method: "jwt"}},
+		{"unverified email is not an identity: sub", cfAccess(authtest.Sign(t, rsaKey, claims(func(c map[string]any) { c["email_verified"] = false }))), result{Name: "user-Alice@Example.com", Method: "jwt"}},
+		{"verified email", cfAccess(authtest.Sign(t, rsaKey, claims(func(c map[string]any) { c["email_verified"] = true }))), result{Name: "alice@example.com", Method: "jwt"}},
 		{"only sub", cfAccess(authtest.Sign(t, rsaKey, claims(func(c map[string]any) { delete(c, "email") }))), result{Name: "user-Alice@Example.com", Method: "jwt"}},
 		{"no identity claim", cfAccess(authtest.Sign(t, rsaKey, claims(func(c map[string]any) { delete(c, "email"); delete(c, "sub") }))), result{Reason: ReasonNoIdentity, Presented: true}},
 		{"garbage", cfAccess("not-a-jwt"), result{Reason: ReasonMalformed, Presented: true}},

@@ -51,6 +51,7 @@ func newJWTVerifier(cfg *config.JWT, opts *Options) *jwtVerifier {
 // claims are the claims read after verification.
 type claims struct {
 	Email      string          `json:"email"`
+	Verified   *bool           `json:"email_verified"`
 	CommonName string          `json:"common_name"`
 	Subject    string          `json:"sub"`
 	Expiry     *json.Number    `json:"exp"`
@@ -119,7 +120,10 @@ func (v *jwtVerifier) verify(ctx context.Context, raw string) (Identity, error) 
 	}
 	var name string
 	switch {
-	case c.Email != "":
+	// An address the provider says it has not verified could be anyone's:
+	// it is not an identity (OIDC Core, section 5.1). Cloudflare Access
+	// does not send the claim; its addresses are verified at login.
+	case c.Email != "" && (c.Verified == nil || *c.Verified):
 		name = strings.ToLower(c.Email)
 	case c.CommonName != "":
 		name = c.CommonName
