@@ -63,7 +63,7 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, server st
 	// client gets the reason only (RFC 6750, section 3).
 	ri.errMsg = "authentication failed: " + f.Error()
 	challenge := fmt.Sprintf(`Bearer resource_metadata=%q`, g.baseURL(r)+metadataPath+"/mcp/"+server)
-	msg := "authentication required: send Authorization: Bearer <token>"
+	msg := "authentication required: send Authorization: Bearer TOKEN"
 	if f.Presented {
 		challenge += fmt.Sprintf(`, error="invalid_token", error_description=%q`, string(f.Reason))
 		msg = "invalid credentials: " + string(f.Reason)
