@@ -4,6 +4,10 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -55,6 +59,7 @@ const usage = `mcpgw — publish stdio MCP servers over Streamable HTTP
 Usage:
   mcpgw serve [--config FILE] [--listen ADDR]   run the gateway (default config: the demo server)
   mcpgw check --config FILE                     validate a config file and list every problem
+  mcpgw token [NAME]                            generate a bearer token and its auth.tokens line
   mcpgw demo-server                             the built-in stdio MCP demo server
   mcpgw version                                 print the version
 `
@@ -70,6 +75,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runServe(ctx, args[1:], stdout, stderr, lookupEnv)
 	case "check":
 		return runCheck(args[1:], stdout, stderr, lookupEnv)
+	case "token":
+		return runToken(args[1:], stdout, stderr)
 	case "demo-server":
 		return demo.Run(ctx, io.NopCloser(stdin), nopWriteCloser{stdout}, versionString())
 	case "version", "--version", "-v":
@@ -82,6 +89,33 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprint(stderr, usage)
 		return usageError{fmt.Errorf("unknown command %q", args[0])}
 	}
+}
+
+// runToken generates a bearer token of 256 random bits (base64url, 43
+// characters) and prints it once, with the auth.tokens line that holds
+// only its SHA-256: the token itself is stored nowhere (issue 6).
+func runToken(args []string, stdout, stderr io.Writer) error {
+	name := "client"
+	switch len(args) {
+	case 0:
+	case 1:
+		name = args[0]
+	default:
+		fmt.Fprint(stderr, usage)
+		return usageError{errors.New("token takes at most one argument, the token's name")}
+	}
+	if !config.TokenNamePattern.MatchString(name) {
+		return usageError{fmt.Errorf("token name %q: use 1 to 64 characters A-Z, a-z, 0-9, _, . and -, starting with a letter or digit", name)}
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return fmt.Errorf("generating a token: %w", err)
+	}
+	token := base64.RawURLEncoding.EncodeToString(b[:])
+	sum := sha256.Sum256([]byte(token))
+	fmt.Fprintf(stdout, "# token %q, shown only now: give it to the client, which sends \"Authorization: Bearer <token>\"\n%s\n", name, token)
+	fmt.Fprintf(stdout, "# add this line under auth.tokens in the config (it holds only the token's SHA-256):\n- {name: %s, sha256: \"%s\"}\n", name, hex.EncodeToString(sum[:]))
+	return nil
 }
 
 type nopWriteCloser struct{ io.Writer }
@@ -209,6 +243,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, look
 		}
 		cfg.Listen = *listen
 		if err := cfg.Validate(); err != nil {
+			var ce *config.Error
+			if errors.As(err, &ce) {
+				for _, p := range ce.Problems {
+					fmt.Fprintf(stderr, "config (with --listen %s): %s\n", *listen, p)
+				}
+			}
 			return usageError{fmt.Errorf("--listen %q: %w", *listen, err)}
 		}
 	}
@@ -220,7 +260,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, look
 	}
 	g := gateway.New(cfg, &gateway.Options{Logger: log, Getenv: lookupEnv, Version: versionString()})
 	addr := ln.Addr().String()
-	if host, _, _ := net.SplitHostPort(addr); !isLoopback(host) {
+	if host, _, _ := net.SplitHostPort(addr); !isLoopback(host) && cfg.Auth.Mode == config.AuthNone {
 		log.Warn("listening on a non-loopback address: anyone who can reach it can use the servers; put it behind an authenticating proxy",
 			"listen", addr)
 	}

@@ -16,6 +16,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcpgw/mcpgw/internal/auth"
+	"github.com/mcpgw/mcpgw/internal/config"
 	"github.com/mcpgw/mcpgw/internal/proctest"
 )
 
@@ -42,6 +44,10 @@ func TestRunCommands(t *testing.T) {
 		{"check without file", []string{"check"}, 2, "", ""},
 		{"check missing file", []string{"check", "--config", filepath.Join(dir, "none.yaml")}, 1, "", ""},
 		{"serve bad listen", []string{"serve", "--listen", "nonsense"}, 2, "", ""},
+		{"serve public listen without auth", []string{"serve", "--listen", "0.0.0.0:0"}, 2, "", "no auth is configured"},
+		{"token", []string{"token", "laptop"}, 0, "- {name: laptop, sha256: ", ""},
+		{"token bad name", []string{"token", "a@b"}, 2, "", ""},
+		{"token too many args", []string{"token", "a", "b"}, 2, "", "Usage"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -62,6 +68,31 @@ func TestRunCommands(t *testing.T) {
 	_ = run(context.Background(), []string{"check", "--config", bad}, strings.NewReader(""), &bytes.Buffer{}, &stderr, noEnv)
 	if !strings.Contains(stderr.String(), "max_concurrent") {
 		t.Errorf("check stopped at the first problem: %s", stderr.String())
+	}
+}
+
+// TestToken: the printed token is strong, printed once, and the config
+// line's digest authenticates it.
+func TestToken(t *testing.T) {
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"token", "ci"}, strings.NewReader(""), &stdout, &bytes.Buffer{}, noEnv); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("want 4 lines, got:\n%s", stdout.String())
+	}
+	token, line := lines[1], lines[3]
+	if len(token) != 43 || strings.Count(stdout.String(), token) != 1 {
+		t.Errorf("token %q: want 43 base64url characters, printed once", token)
+	}
+	cfg, err := config.Parse([]byte("auth:\n  tokens:\n    "+line+"\nservers: {a: {command: [x]}}\n"), nil)
+	if err != nil {
+		t.Fatalf("config line %q: %v", line, err)
+	}
+	id, err := auth.New(&cfg.Auth, nil).Authenticate(context.Background(), http.Header{"Authorization": {"Bearer " + token}})
+	if err != nil || id.Name != "ci" {
+		t.Errorf("the token does not authenticate as ci: %v %v", id, err)
 	}
 }
 

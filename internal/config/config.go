@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/textproto"
 	"os"
 	"slices"
 	"strings"
@@ -112,6 +113,18 @@ func normalize(c *Config) {
 	for i, o := range c.AllowedOrigins {
 		if n, err := normalizeOrigin(o); err == nil {
 			c.AllowedOrigins[i] = n
+		}
+	}
+	if j := c.Auth.JWT; j != nil {
+		for i, h := range j.Headers {
+			j.Headers[i] = textproto.CanonicalMIMEHeaderKey(h)
+		}
+	}
+	for _, s := range c.Servers {
+		for i, a := range s.Allow {
+			if strings.Contains(a, "@") {
+				s.Allow[i] = strings.ToLower(a)
+			}
 		}
 	}
 }

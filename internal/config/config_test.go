@@ -1,9 +1,12 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // envOf returns a lookupEnv that serves m.
@@ -42,6 +46,21 @@ func mustParse(tb testing.TB, yaml string, env map[string]string) *Config {
 		tb.Fatalf("Parse: %v", err)
 	}
 	return c
+}
+
+const ciToken = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+func sha(s string) []byte {
+	sum := sha256.Sum256([]byte(s))
+	return sum[:]
+}
+
+func mustHex(s string) []byte {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 // defaultServer returns the settings of a server that sets only its command.
@@ -76,6 +95,19 @@ limits:
   hold_messages: 2m
   max_held_messages: 512
   read_timeout: 10s
+auth:
+  tokens:
+    - {name: laptop, sha256: "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"}
+    - {name: ci.bot, value_env: CI_TOKEN}
+  jwt:
+    issuer: https://team.cloudflareaccess.com
+    audiences: [aud-tag]
+    headers: [cf-access-jwt-assertion]
+    algorithms: [ES256]
+    clock_skew: 10s
+trusted_proxies: [127.0.0.1, "10.1.2.3/8", "::1/128"]
+rate: {requests_per_second: 0.5, per: ip}
+session_rate: {requests_per_second: 2, burst: 5, per: global}
 servers:
   fs:
     runtime: native
@@ -90,13 +122,16 @@ servers:
     max_concurrent: 8
     max_processes: 16
     queue_timeout: 1.5s
+    allow: ["*@Example.com", laptop, Bob@Example.com]
+    rate: {requests_per_second: 5}
+    session_rate: {requests_per_second: 1, burst: 3, per: identity}
   git_2:
     command:
       - mcp-server-git
 `
 
 func TestParseFull(t *testing.T) {
-	got := mustParse(t, fullYAML, map[string]string{"GITHUB_TOKEN": "ghp_x"})
+	got := mustParse(t, fullYAML, map[string]string{"GITHUB_TOKEN": "ghp_x", "CI_TOKEN": ciToken})
 	want := &Config{
 		Listen:         "0.0.0.0:9090",
 		PublicURL:      "https://mcp.example.com",
@@ -134,11 +169,36 @@ func TestParseFull(t *testing.T) {
 				QueueTimeout:  1500 * time.Millisecond,
 
 				MaxInflightPerProcess: 16,
+				Allow:                 []string{"*@example.com", "laptop", "bob@example.com"},
+				Rate:                  &Rate{RequestsPerSecond: 5, Burst: 5, Per: "identity"},
+				SessionRate:           &Rate{RequestsPerSecond: 1, Burst: 3, Per: "identity"},
 			},
 			"git_2": defaultServer("git_2", "mcp-server-git"),
 		},
+		Auth: Auth{
+			Mode: AuthRequired,
+			Tokens: []Token{
+				{Name: "laptop", SHA256: mustHex("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")},
+				{Name: "ci.bot", SHA256: sha(ciToken)},
+			},
+			JWT: &JWT{
+				Issuer:     "https://team.cloudflareaccess.com",
+				Audiences:  []string{"aud-tag"},
+				JWKSURL:    "https://team.cloudflareaccess.com/cdn-cgi/access/certs",
+				Headers:    []string{"Cf-Access-Jwt-Assertion"},
+				Algorithms: []string{"ES256"},
+				ClockSkew:  10 * time.Second,
+			},
+		},
+		TrustedProxies: []netip.Prefix{
+			netip.MustParsePrefix("127.0.0.1/32"),
+			netip.MustParsePrefix("10.0.0.0/8"),
+			netip.MustParsePrefix("::1/128"),
+		},
+		Rate:        &Rate{RequestsPerSecond: 0.5, Burst: 1, Per: "ip"},
+		SessionRate: &Rate{RequestsPerSecond: 2, Burst: 5, Per: "global"},
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
 		t.Errorf("Parse mismatch (-want +got):\n%s", diff)
 	}
 	if err := got.Validate(); err != nil {
@@ -207,7 +267,7 @@ servers:
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := mustParse(t, tt.yaml, nil)
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, got, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
 				t.Errorf("Parse mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -230,6 +290,7 @@ func TestDefaultsDocumented(t *testing.T) {
 			MaxHeldMessages: 256,
 			ReadTimeout:     30 * time.Second,
 		},
+		Auth: Auth{Mode: AuthLocal},
 		Servers: map[string]*Server{"s": {
 			Name:    "s",
 			Runtime: "native",
@@ -252,7 +313,7 @@ func TestDefaultsDocumented(t *testing.T) {
 		}},
 	}
 	got := mustParse(t, "servers: {s: {command: [x]}}", nil)
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
 		t.Errorf("defaults mismatch (-want +got):\n%s", diff)
 	}
 }
@@ -310,6 +371,115 @@ func TestParseProblems(t *testing.T) {
 			},
 		},
 
+		// Authentication, allow lists and rate limits (issue 6).
+		{
+			name: "public listen without auth",
+			yaml: "listen: :8080\nallowed_hosts: [localhost, mcp.example.com]\nservers: {a: {command: [x]}}\n",
+			want: []string{
+				"listen: is not a loopback address, but no auth is configured: add auth.tokens or auth.jwt, or write auth: {mode: none} to serve everyone without authentication (line 1)",
+				"allowed_hosts[1]: names a host other than this machine but no auth is configured: add auth.tokens or auth.jwt, or write auth: {mode: none} to serve everyone without authentication (line 2)",
+			},
+		},
+		{
+			name: "explicit mode none on a public listener",
+			yaml: "listen: 0.0.0.0:8080\nallowed_hosts: [mcp.example.com]\nauth: {mode: none}\nservers: {a: {command: [x]}}\n",
+		},
+		{
+			name: "loopback listeners need no auth",
+			yaml: "listen: localhost:8080\nallowed_hosts: [\"[::1]:8080\", 127.0.0.2]\nservers: {a: {command: [x]}}\n",
+		},
+		{
+			name: "auth without a method",
+			yaml: "auth: {}\nservers: {a: {command: [x]}}\n",
+			want: []string{"auth: set tokens or jwt, or write mode: none to turn authentication off explicitly (line 1)"},
+		},
+		{
+			name: "auth mode conflicts",
+			yaml: "auth:\n  mode: none\n  tokens: [{name: a, sha256: " + strings.Repeat("ab", 32) + "}]\nservers: {a: {command: [x]}}\n",
+			want: []string{"auth.mode: none turns authentication off, but tokens or jwt are set: remove mode: none to require them (line 2)"},
+		},
+		{
+			name: "auth mode unknown",
+			yaml: "auth: {mode: open}\nservers: {a: {command: [x]}}\n",
+			want: []string{`auth.mode: must be none or required (got "open") (line 1)`},
+		},
+		{
+			name: "tokens",
+			yaml: `auth:
+  tokens:
+    - {name: a, sha256: "12"}
+    - {name: a@b, sha256: ` + strings.Repeat("ab", 32) + `}
+    - {name: c, value_env: UNSET}
+    - {name: d, value_env: SHORT}
+    - {name: e, sha256: ` + strings.Repeat("ab", 32) + `, value_env: LONG}
+    - {name: f}
+    - {sha256: ` + strings.Repeat("ab", 32) + `}
+    - {name: g, value_env: LONG}
+    - {name: g, value_env: LONG}
+servers: {a: {command: [x]}}
+`,
+			env: map[string]string{"SHORT": "secret-value", "LONG": strings.Repeat("s", 32)},
+			want: []string{
+				"auth.tokens[0].sha256: must be 64 hexadecimal digits, the SHA-256 of the token (mcpgw token prints it) (line 3)",
+				`auth.tokens[1].name: must be 1 to 64 characters A-Z, a-z, 0-9, _, . and -, starting with a letter or digit (got "a@b") (line 4)`,
+				"auth.tokens[2].value_env: environment variable UNSET is not set (line 5)",
+				"auth.tokens[3].value_env: the token in SHORT is shorter than 32 characters; generate one with mcpgw token (line 6)",
+				"auth.tokens[4]: set either sha256 or value_env, not both (line 7)",
+				"auth.tokens[5]: needs sha256 (the token's SHA-256 in hex, printed by mcpgw token) or value_env (a variable holding the token) (line 8)",
+				"auth.tokens[6].name: is required: the identity that logs, allow lists and rate limits use for this token (line 9)",
+				`auth.tokens[8].name: duplicate token name (got "g") (line 11)`,
+			},
+		},
+		{
+			name: "jwt",
+			yaml: `auth:
+  jwt:
+    issuer: http://team.example.com
+    jwks_url: ftp://keys
+    headers: ["bad header"]
+    algorithms: [HS256, none]
+    clock_skew: 1h
+servers: {a: {command: [x]}}
+`,
+			want: []string{
+				"auth.jwt.audiences: at least one audience is required (for Cloudflare Access: the application's AUD tag); without it any token of the issuer would do (line 2)",
+				`auth.jwt.issuer: must be https (http is accepted only for loopback addresses) (got "http://team.example.com") (line 3)`,
+				`auth.jwt.jwks_url: must be an absolute https URL, e.g. https://team.cloudflareaccess.com (got "ftp://keys") (line 4)`,
+				`auth.jwt.headers[0]: must be an HTTP header name, e.g. Cf-Access-Jwt-Assertion (got "bad header") (line 5)`,
+				`auth.jwt.algorithms[0]: must be RS256 or ES256 (none and HMAC algorithms are never accepted) (got "HS256") (line 6)`,
+				`auth.jwt.algorithms[1]: must be RS256 or ES256 (none and HMAC algorithms are never accepted) (got "none") (line 6)`,
+				"auth.jwt.clock_skew: must be between 0s and 5m (line 7)",
+			},
+		},
+		{
+			name: "jwt on loopback over http",
+			yaml: "auth: {jwt: {issuer: \"http://127.0.0.1:5556\", audiences: [x]}}\nservers: {a: {command: [x]}}\n",
+		},
+		{
+			name: "allow and rate",
+			yaml: `trusted_proxies: [10.0.0.0/33, nope]
+rate: {requests_per_second: 0, burst: 0, per: user}
+servers:
+  a:
+    command: [x]
+    allow: ["*", "*@", "a*b", ""]
+    session_rate: {requests_per_second: fast}
+`,
+			want: []string{
+				`trusted_proxies[0]: must be an IP address or a CIDR prefix, e.g. 127.0.0.1/32 or 10.0.0.0/8 (got "10.0.0.0/33") (line 1)`,
+				`trusted_proxies[1]: must be an IP address or a CIDR prefix, e.g. 127.0.0.1/32 or 10.0.0.0/8 (got "nope") (line 1)`,
+				"rate.requests_per_second: must be between 0.001 and 1e+06 (line 2)",
+				"rate.burst: must be between 1 and 1000000 (line 2)",
+				`rate.per: must be one of global, identity, ip (got "user") (line 2)`,
+				`servers.a.allow[0]: "*" is not a pattern: leave allow out to let every authenticated identity in (line 6)`,
+				`servers.a.allow[1]: must be *@ followed by a domain, e.g. *@example.com (got "*@") (line 6)`,
+				`servers.a.allow[2]: the only pattern is *@domain; list other identities exactly (got "a*b") (line 6)`,
+				"servers.a.allow[3]: must not be empty (line 6)",
+				"servers.a.allow: needs authentication (auth.tokens or auth.jwt): without it every caller is anonymous (line 6)",
+				`servers.a.session_rate.requests_per_second: must be a number, e.g. 5 or 0.5 (got "fast") (line 7)`,
+			},
+		},
+
 		// Keys.
 		{
 			name: "unknown top-level key with suggestion",
@@ -346,7 +516,7 @@ func TestParseProblems(t *testing.T) {
 		},
 		{
 			name: "duplicate keys",
-			yaml: "listen: :1\nservers:\n  fs:\n    command: [x]\n    command: [y]\nlisten: :2\n",
+			yaml: "listen: 127.0.0.1:1\nservers:\n  fs:\n    command: [x]\n    command: [y]\nlisten: :2\n",
 			want: []string{
 				"servers.fs.command: duplicate key: it is already set on line 4 (line 5)",
 				"listen: duplicate key: it is already set on line 1 (line 6)",
@@ -725,7 +895,7 @@ func TestParseEnv(t *testing.T) {
 			want := withServers(defaultServer("a", "x"))
 			tt.want(want)
 			got := mustParse(t, tt.yaml, env)
-			if diff := cmp.Diff(want, got); diff != "" {
+			if diff := cmp.Diff(want, got, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
 				t.Errorf("Parse mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -982,7 +1152,7 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := mustParse(t, fullYAML, map[string]string{"GITHUB_TOKEN": "x"})
+			c := mustParse(t, fullYAML, map[string]string{"GITHUB_TOKEN": "x", "CI_TOKEN": ciToken})
 			tt.change(c)
 			err := c.Validate()
 			if tt.want == nil {
@@ -1073,7 +1243,8 @@ func TestDocsExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := envOf(map[string]string{"MCPGW_BIN": "/usr/bin/mcpgw", "GITHUB_TOKEN": "x"})
+	env := envOf(map[string]string{"MCPGW_BIN": "/usr/bin/mcpgw", "GITHUB_TOKEN": "x",
+		"MCPGW_CI_TOKEN": ciToken, "MCPGW_LAPTOP_TOKEN": ciToken})
 	blocks := strings.Split(string(doc), "```yaml\n")[1:]
 	if len(blocks) < 5 {
 		t.Fatalf("found %d YAML examples in docs/config.md, want at least 5", len(blocks))

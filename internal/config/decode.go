@@ -32,8 +32,8 @@ const (
 // Keys that DESIGN.md documents but this version does not implement. They
 // get their own message so that an operator does not hunt for a typo.
 var (
-	reservedTopKeys    = []string{"workspaces", "auth", "trusted_proxies", "rate"}
-	reservedServerKeys = []string{"container", "workspaces", "sandbox", "read_paths", "allow", "rate"}
+	reservedTopKeys    = []string{"workspaces"}
+	reservedServerKeys = []string{"container", "workspaces", "sandbox", "read_paths"}
 )
 
 // field decodes the value node n found at key path.
@@ -127,7 +127,11 @@ func (d *decoder) decode(data []byte) *Config {
 			"max_held_messages": d.integer(&c.Limits.MaxHeldMessages),
 			"read_timeout":      d.duration(&c.Limits.ReadTimeout),
 		}, nil),
-		"servers": func(path string, n *yaml.Node) { d.servers(path, n, c) },
+		"servers":         func(path string, n *yaml.Node) { d.servers(path, n, c) },
+		"auth":            func(path string, n *yaml.Node) { d.auth(path, n, &c.Auth) },
+		"trusted_proxies": d.prefixes(&c.TrustedProxies),
+		"rate":            d.rate(&c.Rate),
+		"session_rate":    d.rate(&c.SessionRate),
 	}, reservedTopKeys)
 	return c
 }
@@ -165,6 +169,9 @@ func (d *decoder) servers(path string, n *yaml.Node, c *Config) {
 			"queue_timeout":            d.duration(&s.QueueTimeout),
 			"min_processes":            d.integer(&s.MinProcesses),
 			"max_inflight_per_process": d.integer(&s.MaxInflightPerProcess),
+			"allow":                    d.strList(&s.Allow, `; write identities as a list, e.g. ["*@example.com", laptop]`),
+			"rate":                     d.rate(&s.Rate),
+			"session_rate":             d.rate(&s.SessionRate),
 		}, reservedServerKeys)
 	}
 }

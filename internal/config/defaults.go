@@ -34,7 +34,17 @@ const (
 	defaultMinProcesses       = 0 // daemon: start on first use
 	defaultMaxInflightPerProc = 16
 	defaultQueueTimeout       = 0 // fail fast
+
+	// Authentication and rate limits (issue 6).
+	defaultJWKSPath  = "/cdn-cgi/access/certs" // Cloudflare Access; appended to issuer
+	defaultClockSkew = 60 * time.Second
+	defaultRatePer   = "identity"
 )
+
+// Defaults that are lists: fresh copies each time, since a Config is
+// mutable.
+func defaultJWTHeaders() []string    { return []string{"Cf-Access-Jwt-Assertion", "Authorization"} }
+func defaultJWTAlgorithms() []string { return []string{"RS256", "ES256"} }
 
 // Bounds, inclusive. A lower bound of positive means "greater than zero": a
 // zero timeout or limit would make the gateway refuse all work.
@@ -62,6 +72,16 @@ const (
 	minMinProcesses, maxMinProcesses             = 0, 10000
 	minMaxInflightPerProc, maxMaxInflightPerProc = 1, 10000
 
+	minClockSkew, maxClockSkew = 0, 5 * time.Minute
+	// A bearer token from value_env must have at least this many bytes;
+	// mcpgw token prints 43.
+	minTokenBytes = 32
+	// Token names and JWT audiences are short words; header names too.
+	maxTokens, maxAudiences = 1000, 100
+	// Rate limits: refill per second and bucket size.
+	minRateRPS, maxRateRPS     = 0.001, 1e6
+	minRateBurst, maxRateBurst = 1, 1000000
+
 	// maxFileBytes bounds what Load reads; real configs are a few KiB.
 	maxFileBytes = 1 << 20
 )
@@ -86,6 +106,18 @@ func newConfig() *Config {
 			ReadTimeout:     defaultReadTimeout,
 		},
 		Servers: map[string]*Server{},
+		Auth:    Auth{Mode: AuthLocal},
+	}
+}
+
+// newJWT returns auth.jwt with the defaults of the keys it may leave out.
+// jwks_url defaults to the issuer's Cloudflare Access certs URL, filled in
+// once the issuer is known.
+func newJWT() *JWT {
+	return &JWT{
+		Headers:    defaultJWTHeaders(),
+		Algorithms: defaultJWTAlgorithms(),
+		ClockSkew:  defaultClockSkew,
 	}
 }
 

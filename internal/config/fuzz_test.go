@@ -20,6 +20,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("listen: ${PORT}\nallowed_hosts: [\"${HOST}\", 'X:1']\nallowed_origins: ['https://A:443/', 'null']\nservers: {s: {command: [\"$$\", \"${BIN}\"]}}\n"))
 	f.Add([]byte("limits: {max_body_bytes: 4MiB, sse_keepalive: 1s, max_processes: 1}\nservers: {a: {command: [x], timeouts: {idle: 1h}, queue_timeout: 0}}\n"))
 	f.Add([]byte("auth: {}\nservers: {a: {command: [x], container: {image: x}}}\n---\n"))
+	f.Add([]byte("auth:\n  tokens: [{name: a, value_env: TOKEN}, {name: b, sha256: \"${HEX}\"}]\n  jwt: {issuer: \"${ISS}\", audiences: [x], clock_skew: 1s}\ntrusted_proxies: [\"${IP}\", ::1]\nrate: {requests_per_second: \"${RPS}\", per: ip}\nservers: {a: {command: [x], allow: [\"*@${D}\"], session_rate: {requests_per_second: 1e3}}}\n"))
 	env := func(name string) (string, bool) {
 		switch name {
 		case "UNSET":

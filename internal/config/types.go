@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
 
 // Config is a validated gateway configuration. Every field holds its
 // effective value: defaults are applied by Load/Parse, so consumers never
@@ -26,6 +29,67 @@ type Config struct {
 	Limits Limits
 	// Servers maps a server name (matching ServerNamePattern) to its settings.
 	Servers map[string]*Server
+	// Auth says who may call the gateway (issue 6).
+	Auth Auth
+	// TrustedProxies are the peers (CIDR prefixes, masked) whose
+	// CF-Connecting-IP and X-Forwarded-For headers name the client.
+	TrustedProxies []netip.Prefix
+	// Rate limits client requests across all servers; nil: no limit.
+	Rate *Rate
+	// SessionRate limits new sessions (initialize requests) across all
+	// servers; nil: no limit beyond Rate.
+	SessionRate *Rate
+}
+
+// Auth modes (Auth.Mode).
+const (
+	// AuthLocal is the mode without an auth section: no credentials are
+	// checked, so only loopback listeners and Host headers are allowed.
+	AuthLocal = "local"
+	// AuthNone is the explicit opt-out (auth: {mode: none}): no
+	// credentials are checked, on any listener and Host.
+	AuthNone = "none"
+	// AuthRequired: every request to /mcp/ needs a valid bearer token or
+	// JWT. It is implied by tokens or jwt.
+	AuthRequired = "required"
+)
+
+// Auth is the authentication of clients.
+type Auth struct {
+	// Mode is AuthLocal, AuthNone or AuthRequired.
+	Mode string
+	// Tokens are the static bearer tokens; only with AuthRequired.
+	Tokens []Token
+	// JWT verifies OIDC / Cloudflare Access JWTs; nil when not configured.
+	JWT *JWT
+}
+
+// Token is one static bearer token. Its identity is Name.
+type Token struct {
+	Name string
+	// SHA256 is the token's SHA-256 digest (32 bytes), from sha256 or,
+	// for value_env, computed from the variable's value at load time so
+	// that the token itself is not kept in the Config.
+	SHA256 []byte
+}
+
+// JWT configures the verification of JSON Web Tokens (OIDC ID tokens,
+// Cloudflare Access application tokens).
+type JWT struct {
+	Issuer     string   // exact iss claim; https (http only for loopback)
+	Audiences  []string // a token's aud must contain one of these
+	JWKSURL    string   // default Issuer + "/cdn-cgi/access/certs"
+	Headers    []string // canonical header names, tried in order
+	Algorithms []string // RS256 and/or ES256 (default both)
+	ClockSkew  time.Duration
+}
+
+// Rate is a token bucket: RequestsPerSecond refill, Burst capacity, one
+// bucket per Per key (global, identity or ip).
+type Rate struct {
+	RequestsPerSecond float64
+	Burst             int
+	Per               string
 }
 
 // Log selects the gateway's own log output.
@@ -63,6 +127,14 @@ type Server struct {
 	// Daemon mode only (issue 4).
 	MinProcesses          int // warm processes started with the gateway and kept (default 0)
 	MaxInflightPerProcess int // requests in flight on one pooled process (default 16)
+	// Allow lists the identities that may use the server: exact
+	// identities or token names, or "*@domain" patterns. Empty: every
+	// authenticated identity.
+	Allow []string
+	// Rate and SessionRate limit this server's requests and new sessions
+	// (nil: no limit besides the gateway-wide ones).
+	Rate        *Rate
+	SessionRate *Rate
 }
 
 // Timeouts implement the core rule: no process without a deadline.

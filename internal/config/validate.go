@@ -83,6 +83,15 @@ func (v *validator) config(c *Config) {
 	v.intRange("limits.max_held_messages", l.MaxHeldMessages, minMaxHeldMessages, maxMaxHeldMessages)
 	v.durationRange("limits.read_timeout", l.ReadTimeout, minReadTimeout, maxReadTimeout)
 
+	v.auth(c)
+	v.rate("rate", c.Rate)
+	v.rate("session_rate", c.SessionRate)
+	for i, p := range c.TrustedProxies {
+		if !p.IsValid() || p != p.Masked() {
+			v.add(fmt.Sprintf("trusted_proxies[%d]", i), "must be a valid, masked CIDR prefix")
+		}
+	}
+
 	if len(c.Servers) == 0 {
 		v.add("servers", `at least one server is required, e.g. servers: {fs: {command: ["mcp-server-filesystem", "/srv"]}}`)
 	}
@@ -93,6 +102,9 @@ func (v *validator) config(c *Config) {
 	slices.Sort(names)
 	for _, name := range names {
 		v.server(joinKey("servers", name), name, c.Servers[name])
+		if s := c.Servers[name]; s != nil && len(s.Allow) > 0 && c.Auth.Mode != AuthRequired {
+			v.add(joinKey("servers", name)+".allow", "needs authentication (auth.tokens or auth.jwt): without it every caller is anonymous")
+		}
 	}
 }
 
@@ -176,6 +188,9 @@ func (v *validator) server(path, name string, s *Server) {
 		v.add(path+".min_processes", "applies to mode: daemon only; a launcher starts one process per session")
 	}
 	v.durationRange(path+".queue_timeout", s.QueueTimeout, minQueueTimeout, maxQueueTimeout)
+	v.allow(path+".allow", s.Allow)
+	v.rate(path+".rate", s.Rate)
+	v.rate(path+".session_rate", s.SessionRate)
 }
 
 // canonical checks that value is valid and already in the form normalize

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -25,7 +26,9 @@ type reqInfo struct {
 	runtime   string
 	sessionID string
 	method    string
-	client    string
+	identity  string // who: token name or JWT identity, "anonymous", "" before authentication
+	clientIP  string // see Gateway.clientIP
+	client    string // the MCP clientInfo "name/version"
 	errMsg    string
 }
 
@@ -86,7 +89,7 @@ func newRequestID() string {
 // Host/Origin validation, and one access log line per request.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ri := &reqInfo{id: r.Header.Get("X-Request-Id")}
+	ri := &reqInfo{id: r.Header.Get("X-Request-Id"), clientIP: g.clientIP(r)}
 	if !validRequestID(ri.id) {
 		ri.id = newRequestID()
 	}
@@ -132,6 +135,10 @@ func (g *Gateway) logRequest(r *http.Request, ri *reqInfo, status int, d time.Du
 		slog.String("path", r.URL.Path),
 		slog.Int("status", status),
 		slog.String("remote", r.RemoteAddr),
+		slog.String("client_ip", ri.clientIP),
+		// client is who made the request (issue 6); the MCP client
+		// software is client_info.
+		slog.String("client", cmp.Or(ri.identity, anonymous)),
 	}
 	if ri.sessionID != "" {
 		attrs = append(attrs, slog.String("session_id", ri.sessionID))
@@ -140,7 +147,7 @@ func (g *Gateway) logRequest(r *http.Request, ri *reqInfo, status int, d time.Du
 		attrs = append(attrs, slog.String("method", ri.method))
 	}
 	if ri.client != "" {
-		attrs = append(attrs, slog.String("client", ri.client))
+		attrs = append(attrs, slog.String("client_info", ri.client))
 	}
 	g.log.LogAttrs(context.Background(), lvl, "request", attrs...)
 }
@@ -159,6 +166,10 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
 		g.handleReady(w, r)
 		return
 	}
+	if rest, ok := strings.CutPrefix(raw, metadataPath); ok && (rest == "" || rest[0] == '/') {
+		g.handleMetadata(w, r, rest)
+		return
+	}
 	rest, ok := strings.CutPrefix(raw, "/mcp/")
 	if !ok {
 		writeError(w, r, http.StatusNotFound, nil, jsonrpc.CodeInvalidRequest, "not found: MCP servers are served at /mcp/{server}", 0)
@@ -169,12 +180,15 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "invalid server name in path: it must match "+serverName.String(), 0)
 		return
 	}
-	if !g.checkHostOrigin(w, r) {
+	if !g.checkHostOrigin(w, r) || !g.authenticate(w, r, name) {
 		return
 	}
 	srv := g.mgr.Server(name)
 	if srv == nil {
 		writeError(w, r, http.StatusNotFound, nil, jsonrpc.CodeInvalidRequest, fmt.Sprintf("unknown server %q", name), 0)
+		return
+	}
+	if !g.allowed(w, r, srv.Config()) {
 		return
 	}
 	ri := info(r.Context())

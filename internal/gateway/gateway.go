@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mcpgw/mcpgw/internal/auth"
 	"github.com/mcpgw/mcpgw/internal/config"
 	"github.com/mcpgw/mcpgw/internal/session"
 )
@@ -35,6 +36,8 @@ type Options struct {
 	Getenv func(string) (string, bool)
 	// Version is reported by /readyz.
 	Version string
+	// Auth tunes authentication (JWKS client, clock); nil is production.
+	Auth *auth.Options
 }
 
 // Gateway serves MCP for the configured servers.
@@ -44,6 +47,10 @@ type Gateway struct {
 	mgr     *session.Manager
 	srv     *http.Server
 	version string
+
+	auth         *auth.Authenticator // nil: no authentication (local or none)
+	limits       limits              // gateway-wide rate limits
+	serverLimits map[string]limits   // per-server rate limits
 
 	listening atomic.Bool
 	draining  atomic.Bool
@@ -70,6 +77,17 @@ func New(cfg *config.Config, opts *Options) *Gateway {
 		mgr:     session.NewManager(cfg, &session.Options{Logger: log, Getenv: opts.Getenv}),
 		version: opts.Version,
 		drained: make(chan struct{}),
+		limits:  newLimits(cfg.Rate, cfg.SessionRate),
+	}
+	g.serverLimits = make(map[string]limits, len(cfg.Servers))
+	for name, s := range cfg.Servers {
+		g.serverLimits[name] = newLimits(s.Rate, s.SessionRate)
+	}
+	switch cfg.Auth.Mode {
+	case config.AuthRequired:
+		g.auth = auth.New(&cfg.Auth, opts.Auth)
+	case config.AuthNone:
+		log.Warn("authentication is off (auth: {mode: none}): anyone who can reach the gateway can use every server", "listen", cfg.Listen)
 	}
 	g.srv = &http.Server{
 		Handler: g,
@@ -108,6 +126,9 @@ func (g *Gateway) Serve(ln net.Listener) error {
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.draining.Store(true)
 	g.drainOnce.Do(func() { close(g.drained) })
+	if g.auth != nil {
+		defer g.auth.Close()
+	}
 	g.mgr.Drain()
 	err := g.srv.Shutdown(ctx)
 	if err == nil {

@@ -43,6 +43,10 @@ func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusMethodNotAllowed, nil, -32600, "method not allowed", 0)
 		return
 	}
+	// With authentication required, anonymous callers learn only the
+	// status (issue 6): server names, versions and counts are detail for
+	// authenticated callers.
+	detail := g.auth == nil || g.identityFor(r) != ""
 	rd := readiness{
 		Version:   g.version,
 		Listening: g.listening.Load(),
@@ -77,6 +81,11 @@ func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
 			rd.Status = "draining"
 		}
 	}
-	body, _ := json.Marshal(rd)
+	var body []byte
+	if detail {
+		body, _ = json.Marshal(rd)
+	} else {
+		body, _ = json.Marshal(map[string]string{"status": rd.Status})
+	}
 	writeJSON(w, status, body)
 }

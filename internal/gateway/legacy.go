@@ -24,9 +24,10 @@ const maxLegacyStreams = 1024
 
 // legacyConn is one open SSE stream and, once initialized, its session.
 type legacyConn struct {
-	id   string
-	srv  *session.Server
-	sink *session.Sink
+	id       string
+	srv      *session.Server
+	sink     *session.Sink
+	identity string // who opened the stream; only they may post to it
 
 	mu   sync.Mutex
 	sess *session.Session
@@ -92,7 +93,7 @@ func (g *Gateway) legacyStream(w http.ResponseWriter, r *http.Request, srv *sess
 		writeError(w, r, http.StatusServiceUnavailable, nil, jsonrpc.CodeUnavailable, "the gateway is shutting down", 5*time.Second)
 		return
 	}
-	c := &legacyConn{id: newRequestID() + newRequestID(), srv: srv, sink: session.NewStreamSink()}
+	c := &legacyConn{id: newRequestID() + newRequestID(), srv: srv, sink: session.NewStreamSink(), identity: ri.identity}
 	if !g.legacy.add(c) {
 		writeError(w, r, http.StatusTooManyRequests, nil, jsonrpc.CodeTooManyRequests,
 			"too many HTTP+SSE streams without a session; retry later", time.Second)
@@ -155,7 +156,9 @@ func (g *Gateway) legacyMessage(w http.ResponseWriter, r *http.Request, srv *ses
 	id := r.URL.Query().Get("sessionId")
 	ri.sessionID = id
 	c := g.legacy.get(id)
-	if c == nil || c.srv != srv {
+	// Another identity presenting this stream's id gets the same 404 as an
+	// unknown id, never the session.
+	if c == nil || c.srv != srv || c.identity != ri.identity {
 		writeError(w, r, http.StatusNotFound, nil, jsonrpc.CodeInvalidRequest,
 			"unknown sessionId: open a stream with GET /mcp/"+srv.Name+"/sse first", 0)
 		return
@@ -180,6 +183,9 @@ func (g *Gateway) legacyMessage(w http.ResponseWriter, r *http.Request, srv *ses
 	ri.method = msgs[0].Method
 	if isBatch {
 		ri.method = fmt.Sprintf("batch(%d)", len(msgs))
+	}
+	if g.rateLimited(w, r, srv.Name, msgs, idOf(msgs, isBatch)) {
+		return
 	}
 	c.mu.Lock()
 	sess, started := c.sess, c.init
@@ -229,7 +235,7 @@ func (g *Gateway) legacyInitialize(w http.ResponseWriter, r *http.Request, c *le
 	ri := info(r.Context())
 	name := clientName(req)
 	ri.client = name
-	sess, resp, err := c.srv.Initialize(r.Context(), req, name)
+	sess, resp, err := c.srv.Initialize(session.WithIdentity(r.Context(), ri.identity), req, name)
 	if err != nil {
 		c.mu.Lock()
 		c.init = false // the client may try again on the same stream

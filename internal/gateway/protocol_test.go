@@ -15,7 +15,7 @@ import (
 // this version produces (401 arrives with authentication; 429, 502, 503
 // and 504 have their own tests in failure_test.go).
 func TestStatusCodes(t *testing.T) {
-	h := newHarness(t, "listen: 127.0.0.1:0\nallowed_hosts: [mcp.example.com]\nallowed_origins: [https://claude.ai]\nlimits: {max_body_bytes: 2KiB}\nservers:\n"+serverYAML("t", ""))
+	h := newHarness(t, "listen: 127.0.0.1:0\nauth: {mode: none}\nallowed_hosts: [mcp.example.com]\nallowed_origins: [https://claude.ai]\nlimits: {max_body_bytes: 2KiB}\nservers:\n"+serverYAML("t", ""))
 	sid := h.rawSession("t", "2025-06-18")
 	sid0326 := h.rawSession("t", "2025-03-26")
 	list := `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`
@@ -148,7 +148,9 @@ func TestLogsCarryFixedFields(t *testing.T) {
 				t.Errorf("log line lacks %q: %v", k, l)
 			}
 		}
-		if l["tool"] != "t" || l["runtime"] != "native" || l["client"] != "gateway-test/1" {
+		// client is the identity (anonymous without auth); the MCP
+		// client software moved to client_info (issue 6).
+		if l["tool"] != "t" || l["runtime"] != "native" || l["client"] != "anonymous" || l["client_info"] != "gateway-test/1" {
 			t.Errorf("log line fields: %v", l)
 		}
 		if _, ok := l["duration"].(float64); !ok {

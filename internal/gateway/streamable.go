@@ -94,6 +94,9 @@ func (g *Gateway) handlePost(w http.ResponseWriter, r *http.Request, srv *sessio
 	if isBatch {
 		ri.method = fmt.Sprintf("batch(%d)", len(msgs))
 	}
+	if g.rateLimited(w, r, srv.Name, msgs, idOf(msgs, isBatch)) {
+		return
+	}
 	pv := r.Header.Get(hdrProtocolVersion)
 	sid := r.Header.Get(hdrSessionID)
 
@@ -201,7 +204,7 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 }
 
 func (g *Gateway) lookup(w http.ResponseWriter, r *http.Request, srv *session.Server, sid string) (*session.Session, bool) {
-	sess, err := g.mgr.Lookup(srv.Name, sid)
+	sess, err := g.mgr.LookupFor(srv.Name, sid, info(r.Context()).identity)
 	if err != nil {
 		g.writeSessionError(w, r, nil, err)
 		return nil, false
@@ -284,7 +287,7 @@ func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, srv *sessio
 	ri := info(r.Context())
 	name := clientName(req)
 	ri.client = name
-	sess, resp, err := srv.Initialize(r.Context(), req, name)
+	sess, resp, err := srv.Initialize(session.WithIdentity(r.Context(), ri.identity), req, name)
 	if err != nil {
 		g.writeSessionError(w, r, req.ID, err)
 		return

@@ -50,17 +50,22 @@ func (pl *pool) notify() {
 }
 
 // pick returns the process a session should be pinned to: the least-loaded
-// one with a free in-flight slot; a new one when all are full and the pool
-// may grow; else the least-loaded full one (requests then queue on it).
+// one with a free in-flight slot; else the one being started, once it is
+// ready; else a new one when the pool may grow; else, once processes that
+// are draining have gone, a new one; else the least-loaded full one
+// (requests then queue on it up to queue_timeout).
 func (pl *pool) pick(ctx context.Context) (*proc, error) {
 	cfg := pl.srv.cfg
+	deadline := time.Now().Add(cfg.Timeouts.Startup + cfg.QueueTimeout)
 	for {
 		pl.mu.Lock()
 		// Least loaded: fewest requests in flight, then fewest sessions.
 		var best, bestFull *proc
 		var bestIn, bestSess, bestFullIn int
+		draining := 0
 		for _, p := range pl.procs {
 			if !p.usable() {
+				draining++
 				continue
 			}
 			in, sess := p.load()
@@ -72,11 +77,13 @@ func (pl *pool) pick(ctx context.Context) (*proc, error) {
 				bestFull, bestFullIn = p, in
 			}
 		}
-		if best != nil {
+		switch {
+		case best != nil:
 			pl.mu.Unlock()
 			return best, nil
-		}
-		if len(pl.procs)+pl.starting < cfg.MaxProcesses {
+		case pl.starting > 0:
+			// One is on its way: use it rather than starting another.
+		case len(pl.procs) < cfg.MaxProcesses:
 			if wait := time.Until(pl.retryAt); wait > 0 {
 				last := pl.lastError
 				pl.mu.Unlock()
@@ -97,24 +104,34 @@ func (pl *pool) pick(ctx context.Context) (*proc, error) {
 			pl.notify()
 			pl.mu.Unlock()
 			return p, err
-		}
-		if bestFull != nil {
+		case draining > 0:
+			// Slots are held by processes on their way out: wait for them.
+		case bestFull != nil:
 			pl.mu.Unlock()
 			return bestFull, nil
 		}
-		// Every slot is taken by processes starting or draining: wait.
 		ch := pl.changed
 		pl.mu.Unlock()
-		t := time.NewTimer(max(cfg.QueueTimeout, cfg.Timeouts.Startup))
-		select {
-		case <-ch:
-			t.Stop()
-		case <-t.C:
+		if err := waitChange(ctx, ch, deadline); err != nil {
+			if bestFull != nil {
+				return bestFull, nil
+			}
 			return nil, errTooMany(fmt.Sprintf("server %q has no process available (servers.%s.max_processes = %d)", pl.srv.Name, pl.srv.Name, cfg.MaxProcesses))
-		case <-ctx.Done():
-			t.Stop()
-			return nil, errTooMany("client gave up while waiting for a process")
 		}
+	}
+}
+
+// waitChange waits for ch to close, ctx to end or the deadline to pass.
+func waitChange(ctx context.Context, ch <-chan struct{}, deadline time.Time) error {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-ch:
+		return nil
+	case <-t.C:
+		return context.DeadlineExceeded
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

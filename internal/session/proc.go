@@ -59,11 +59,13 @@ func newProc(srv *Server, daemon bool) *proc {
 	return p
 }
 
-// alive reports whether the proc can take new work.
+// usable reports whether the proc can take new work: not draining, and
+// its backend has not failed (HandleClose may still be stopping it).
 func (p *proc) usable() bool {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return !p.ended && !p.draining
+	ok := !p.ended && !p.draining
+	p.mu.Unlock()
+	return ok && (p.b == nil || p.b.Err() == nil)
 }
 
 // load is the routing weight for least-loaded scheduling.

@@ -36,6 +36,7 @@ type Session struct {
 	protocolVersion string
 	clientName      string
 	caps            clientCaps
+	identity        string // who created the session (identity.go)
 
 	gone     atomic.Bool // no new requests: ended, reclaimed or expired
 	stopping atomic.Bool // stopAsync has been called
@@ -185,13 +186,14 @@ type initParams struct {
 // newest first; the front-end applies each version's transport rules.
 var SessionVersions = []string{"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"}
 
-func (srv *Server) newSession(clientName string) *Session {
+func (srv *Server) newSession(ctx context.Context, clientName string) *Session {
 	return &Session{
 		id:         newSessionID(),
 		srv:        srv,
 		created:    time.Now(),
 		daemon:     srv.cfg.Mode == "daemon",
 		clientName: clientName,
+		identity:   identityFrom(ctx),
 		lastActive: time.Now(),
 		inflight:   make(map[string]*exchange),
 		outbound:   make(map[string]*outReq),
@@ -217,7 +219,7 @@ func (srv *Server) Initialize(ctx context.Context, req *jsonrpc.Message, clientN
 	if err := m.reserve(ctx, srv); err != nil {
 		return nil, nil, err
 	}
-	s := srv.newSession(clientName)
+	s := srv.newSession(ctx, clientName)
 	p := newProc(srv, false)
 	p.sessions[s] = struct{}{}
 	s.proc = p
@@ -302,7 +304,7 @@ func (srv *Server) initializeDaemon(ctx context.Context, req *jsonrpc.Message, c
 		return nil, nil, &Error{Status: http.StatusBadGateway, Code: jsonrpc.CodeBackendInvalid, Err: errBadInit,
 			Message: fmt.Sprintf("server %q: cached initialize result is unusable: %v", srv.Name, err)}
 	}
-	s := srv.newSession(clientName)
+	s := srv.newSession(ctx, clientName)
 	s.protocolVersion = version
 	present := func(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
 	s.caps = clientCaps{sampling: present(ip.Capabilities.Sampling), elicitation: present(ip.Capabilities.Elicitation), roots: present(ip.Capabilities.Roots)}
