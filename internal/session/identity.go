@@ -36,3 +36,12 @@ func (m *Manager) LookupFor(server, id, identity string) (*Session, error) {
 	}
 	return s, nil
 }
+
+// clientIdentity is the session's identity for logs ("anonymous" without
+// authentication), like the access log's client field.
+func (s *Session) clientIdentity() string {
+	if s.identity == "" {
+		return "anonymous"
+	}
+	return s.identity
+}

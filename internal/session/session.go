@@ -286,7 +286,7 @@ func (srv *Server) Initialize(ctx context.Context, req *jsonrpc.Message, clientN
 		return nil, nil, backendError(srv.Name, s.closeErr)
 	}
 	m.log.Info("session started", "tool", srv.Name, "runtime", srv.cfg.Runtime, "session_id", s.id,
-		"process", b.ID(), "protocol_version", s.protocolVersion, "client", clientName,
+		"process", b.ID(), "protocol_version", s.protocolVersion, "client", s.clientIdentity(), "client_info", clientName,
 		"startup_ms", time.Since(s.created).Milliseconds())
 	return s, resp, nil
 }
@@ -315,7 +315,7 @@ func (srv *Server) initializeDaemon(ctx context.Context, req *jsonrpc.Message, c
 		return nil, nil, err
 	}
 	m.log.Info("session started", "tool", srv.Name, "runtime", srv.cfg.Runtime, "session_id", s.id,
-		"process", p.b.ID(), "mode", "daemon", "protocol_version", version, "client", clientName,
+		"process", p.b.ID(), "mode", "daemon", "protocol_version", version, "client", s.clientIdentity(), "client_info", clientName,
 		"startup_ms", time.Since(s.created).Milliseconds())
 	return s, &jsonrpc.Message{Kind: jsonrpc.KindResponse, ID: req.ID, Result: result}, nil
 }
