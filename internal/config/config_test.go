@@ -578,14 +578,65 @@ servers:
 			want: []string{"servers.fs: must be a mapping (key: value), not a single value (line 2)"},
 		},
 		{
-			name: "runtime container",
+			name: "runtime container without block",
 			yaml: "servers: {fs: {command: [x], runtime: container}}",
-			want: []string{"servers.fs.runtime: the container runtime is not available in this version of mcpgw; use native (line 1)"},
+			want: []string{"servers.fs.container: is required for runtime: container and must name the image, e.g. container: {image: mcp/filesystem} (line 1)"},
 		},
 		{
 			name: "runtime unknown",
 			yaml: "servers: {fs: {command: [x], runtime: podman}}",
-			want: []string{`servers.fs.runtime: must be native (got "podman") (line 1)`},
+			want: []string{`servers.fs.runtime: must be native or container (got "podman") (line 1)`},
+		},
+		{
+			name: "container block on a native server",
+			yaml: "servers:\n  fs:\n    command: [x]\n    container: {image: a}\n",
+			want: []string{"servers.fs.container: is only for runtime: container; set runtime: container or remove the block (line 4)"},
+		},
+		{
+			name: "container workdir",
+			yaml: "servers:\n  fs:\n    runtime: container\n    workdir: /srv\n    container: {image: a}\n",
+			want: []string{"servers.fs.workdir: is for runtime: native only; a container runs in its image's working directory (line 4)"},
+		},
+		{
+			name: "container values",
+			yaml: `servers:
+  fs:
+    runtime: container
+    container:
+      image: "Bad Image"
+      network: host
+      read_only: yes
+      user: "root user"
+      memory: 1m
+      cpus: 0
+      pids_limit: 2
+      nofile: 1
+      cap_add: [SYS_ADMIN, net_bind_service]
+      pull: always
+      tmp_size: 1k
+`,
+			want: []string{
+				`servers.fs.container.image: must be an image reference such as mcp/filesystem, mcp/filesystem:1.0 or registry.example.com/team/server@sha256:… (got "Bad Image") (line 5)`,
+				"servers.fs.container.network: host networking is not allowed: it gives the container the gateway's loopback and interfaces; use none, bridge or a named network (line 6)",
+				`servers.fs.container.read_only: must be true or false (got "yes") (line 7)`,
+				`servers.fs.container.user: must be uid[:gid] or name[:group], e.g. "65534:65534" (got "root user") (line 8)`,
+				"servers.fs.container.memory: must be between 16MiB and 1024GiB (line 9)",
+				"servers.fs.container.cpus: must be between 0.01 and 1024 (line 10)",
+				"servers.fs.container.pids_limit: must be between 8 and 4194304 (line 11)",
+				"servers.fs.container.nofile: must be between 16 and 1048576 (line 12)",
+				`servers.fs.container.cap_add[0]: is not in the allowlist CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_BIND_SERVICE, SETFCAP, SETGID, SETPCAP, SETUID (got "SYS_ADMIN") (line 13)`,
+				"servers.fs.container.cap_add[1]: must be written in upper case without CAP_, e.g. NET_BIND_SERVICE (line 13)",
+				`servers.fs.container.pull: must be one of never, missing (got "always") (line 14)`,
+				"servers.fs.container.tmp_size: must be between 1MiB and 16GiB (line 15)",
+			},
+		},
+		{
+			name: "container image missing and network container",
+			yaml: "servers:\n  fs:\n    runtime: container\n    container: {network: \"container:x\"}\n",
+			want: []string{
+				"servers.fs.container.image: is required: the image to run, e.g. mcp/filesystem or ghcr.io/org/server:1.2 (line 4)",
+				"servers.fs.container.network: sharing another container's network is not allowed; use none, bridge or a named network (line 4)",
+			},
 		},
 		{
 			name: "min_processes in launcher mode",
@@ -812,6 +863,59 @@ servers:
 			}
 			if diff := cmp.Diff(tt.want, problemsOf(t, err)); diff != "" {
 				t.Errorf("problems mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestContainerDefaults pins the container block's defaults (issue 3;
+// docs/config.md mirrors them).
+func TestContainerDefaults(t *testing.T) {
+	got := mustParse(t, "servers: {s: {runtime: container, container: {image: mcp/x}}}", nil)
+	want := &Container{
+		Image: "mcp/x", Network: "none", ReadOnly: true, TmpSize: 64 << 20, User: "65534:65534",
+		Memory: 512 << 20, CPUs: 1, PidsLimit: 128, NoFile: 1024, Pull: "never",
+	}
+	if diff := cmp.Diff(want, got.Servers["s"].Container); diff != "" {
+		t.Errorf("container defaults mismatch (-want +got):\n%s", diff)
+	}
+	if got.Servers["s"].Command != nil {
+		t.Errorf("command = %q, want none (the image's CMD)", got.Servers["s"].Command)
+	}
+}
+
+func TestCheckMountSource(t *testing.T) {
+	tests := []struct {
+		src  string
+		ok   bool
+		want string
+	}{
+		{src: "/srv/projects", ok: true},
+		{src: "/home/me/work", ok: true},
+		{src: "relative", want: "absolute"},
+		{src: "/", want: "sensitive"},
+		{src: "/etc", want: "sensitive"},
+		{src: "/etc/ssl", want: "sensitive"},
+		{src: "/proc/1", want: "sensitive"},
+		{src: "/sys", want: "sensitive"},
+		{src: "/dev", want: "sensitive"},
+		{src: "/run", want: "sensitive"},
+		{src: "/var/run", want: "sensitive"},
+		{src: "/var/lib/docker/volumes", want: "sensitive"},
+		{src: "/srv/docker.sock", want: "Docker socket"},
+		{src: "/home/me/.ssh", want: "home directory or ~/.ssh"},
+		{src: "/home/me", want: "home directory"},
+		{src: "/srv/other/.ssh", want: ".ssh"},
+		{src: "/srv/../etc", want: "sensitive"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.src, func(t *testing.T) {
+			err := CheckMountSource(tt.src, "/home/me")
+			switch {
+			case tt.ok && err != nil:
+				t.Errorf("CheckMountSource(%q) = %v, want nil", tt.src, err)
+			case !tt.ok && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("CheckMountSource(%q) = %v, want an error mentioning %q", tt.src, err, tt.want)
 			}
 		})
 	}

@@ -33,7 +33,7 @@ const (
 // get their own message so that an operator does not hunt for a typo.
 var (
 	reservedTopKeys    = []string{"workspaces"}
-	reservedServerKeys = []string{"container", "workspaces", "sandbox", "read_paths"}
+	reservedServerKeys = []string{"workspaces", "sandbox", "read_paths"}
 )
 
 // field decodes the value node n found at key path.
@@ -172,8 +172,29 @@ func (d *decoder) servers(path string, n *yaml.Node, c *Config) {
 			"allow":                    d.strList(&s.Allow, `; write identities as a list, e.g. ["*@example.com", laptop]`),
 			"rate":                     d.rate(&s.Rate),
 			"session_rate":             d.rate(&s.SessionRate),
+			"container":                func(path string, n *yaml.Node) { d.container(path, n, s) },
 		}, reservedServerKeys)
 	}
+}
+
+// container decodes a server's container block. Its defaults exist only
+// when the block does: a native server has no Container.
+func (d *decoder) container(path string, n *yaml.Node, s *Server) {
+	c := newContainer()
+	s.Container = c
+	d.mapping(path, n, fields{
+		"image":      d.str(&c.Image),
+		"network":    d.str(&c.Network),
+		"read_only":  d.boolean(&c.ReadOnly),
+		"tmp_size":   d.size(&c.TmpSize),
+		"user":       d.str(&c.User),
+		"memory":     d.size(&c.Memory),
+		"cpus":       d.float(&c.CPUs),
+		"pids_limit": d.integer(&c.PidsLimit),
+		"nofile":     d.integer(&c.NoFile),
+		"cap_add":    d.strList(&c.CapAdd, `; list capabilities, e.g. [NET_BIND_SERVICE]`),
+		"pull":       d.str(&c.Pull),
+	}, nil)
 }
 
 // mapping decodes the mapping n at path with known, reporting keys that are
@@ -365,6 +386,25 @@ func (d *decoder) integer(dst *int) field {
 			d.addf(path, n, "must be a whole number%s", d.got(path, s))
 		default:
 			*dst = i
+		}
+	}
+}
+
+// boolean returns a field that decodes true or false (YAML 1.2 spelling
+// only: yes/no/on/off are refused rather than guessed).
+func (d *decoder) boolean(dst *bool) field {
+	return func(path string, n *yaml.Node) {
+		s, ok := d.scalar(path, n, "true or false")
+		if !ok {
+			return
+		}
+		switch s {
+		case "true":
+			*dst = true
+		case "false":
+			*dst = false
+		default:
+			d.addf(path, n, "must be true or false%s", d.got(path, s))
 		}
 	}
 }

@@ -39,6 +39,16 @@ const (
 	defaultJWKSPath  = "/cdn-cgi/access/certs" // Cloudflare Access; appended to issuer
 	defaultClockSkew = 60 * time.Second
 	defaultRatePer   = "identity"
+
+	defaultContainerNetwork   = "none"
+	defaultContainerReadOnly  = true
+	defaultContainerTmpSize   = 64 << 20 // 64 MiB
+	defaultContainerUser      = "65534:65534"
+	defaultContainerMemory    = 512 << 20 // 512 MiB
+	defaultContainerCPUs      = 1.0
+	defaultContainerPidsLimit = 128
+	defaultContainerNoFile    = 1024
+	defaultContainerPull      = "never"
 )
 
 // Defaults that are lists: fresh copies each time, since a Config is
@@ -81,6 +91,12 @@ const (
 	// Rate limits: refill per second and bucket size.
 	minRateRPS, maxRateRPS     = 0.001, 1e6
 	minRateBurst, maxRateBurst = 1, 1000000
+
+	minContainerTmpSize, maxContainerTmpSize     = 1 << 20, 16 << 30 // 1 MiB .. 16 GiB
+	minContainerMemory, maxContainerMemory       = 16 << 20, 1 << 40 // 16 MiB .. 1 TiB
+	minContainerCPUs, maxContainerCPUs           = 0.01, 1024.0      // CPUs
+	minContainerPidsLimit, maxContainerPidsLimit = 8, 1 << 22        // processes and threads
+	minContainerNoFile, maxContainerNoFile       = 16, 1 << 20       // open files
 
 	// maxFileBytes bounds what Load reads; real configs are a few KiB.
 	maxFileBytes = 1 << 20
@@ -154,4 +170,31 @@ func applyModeDefaults(s *Server) {
 			s.MaxProcesses = defaultDaemonMaxProcesses
 		}
 	}
+}
+
+// newContainer returns the container block of a server that sets nothing in
+// it but (possibly) its image.
+func newContainer() *Container {
+	return &Container{
+		Network:   defaultContainerNetwork,
+		ReadOnly:  defaultContainerReadOnly,
+		TmpSize:   defaultContainerTmpSize,
+		User:      defaultContainerUser,
+		Memory:    defaultContainerMemory,
+		CPUs:      defaultContainerCPUs,
+		PidsLimit: defaultContainerPidsLimit,
+		NoFile:    defaultContainerNoFile,
+		Pull:      defaultContainerPull,
+	}
+}
+
+// AllowedCapabilities are the only capabilities container.cap_add may add
+// back after CapDrop ALL (issue 3: "cap_add only as an explicit
+// allowlist"). They are the harmless part of Docker's default set; the ones
+// that widen the attack surface on the host or the network (SYS_ADMIN,
+// SYS_PTRACE, NET_ADMIN, NET_RAW, SYS_MODULE, MKNOD, AUDIT_WRITE, …) can
+// never be added.
+var AllowedCapabilities = []string{
+	"CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE",
+	"SETFCAP", "SETGID", "SETPCAP", "SETUID",
 }

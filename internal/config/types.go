@@ -114,7 +114,7 @@ type Limits struct {
 type Server struct {
 	// Name is the server's key under servers:, repeated here for logs.
 	Name          string
-	Runtime       string            // native (default); container arrives with its issue
+	Runtime       string            // native (default) | container
 	Mode          string            // launcher (default)
 	Command       []string          // argv; never run through a shell
 	Env           map[string]string // expanded values; secrets: never log them
@@ -135,6 +135,28 @@ type Server struct {
 	// (nil: no limit besides the gateway-wide ones).
 	Rate        *Rate
 	SessionRate *Rate
+
+	// Container is set exactly when Runtime is "container" (issue 3).
+	Container *Container
+}
+
+// Container is the per-server container block (DESIGN.md, issue 3). The
+// hardening that is not configurable (no privileged mode, CapDrop ALL,
+// no-new-privileges, default seccomp, an init process, private PID, IPC
+// and UTS namespaces, no device or Docker socket mounts) is applied by
+// package runtime and has no field here.
+type Container struct {
+	Image     string   // image reference; required
+	Network   string   // none (default) | bridge | name of an existing network
+	ReadOnly  bool     // read-only root filesystem (default true)
+	TmpSize   int64    // size of the noexec,nosuid tmpfs at /tmp (default 64 MiB)
+	User      string   // uid[:gid] or name[:group] (default 65534:65534)
+	Memory    int64    // memory limit in bytes; swap is limited to the same (default 512 MiB)
+	CPUs      float64  // CPU quota in CPUs (default 1)
+	PidsLimit int      // processes and threads (default 128)
+	NoFile    int      // RLIMIT_NOFILE soft and hard (default 1024)
+	CapAdd    []string // capabilities added back, from AllowedCapabilities; upper case without CAP_
+	Pull      string   // never (default) | missing
 }
 
 // Timeouts implement the core rule: no process without a deadline.

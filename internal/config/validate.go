@@ -121,10 +121,21 @@ func (v *validator) server(path, name string, s *Server) {
 	}
 	switch s.Runtime {
 	case "native":
+		if s.Container != nil {
+			v.add(path+".container", "is only for runtime: container; set runtime: container or remove the block")
+		}
 	case "container":
-		v.add(path+".runtime", "the container runtime is not available in this version of mcpgw; use native")
+		if s.Container == nil {
+			v.add(path+".container", "is required for runtime: container and must name the image, e.g. container: {image: mcp/filesystem}")
+		}
+		if s.Workdir != "" {
+			v.add(path+".workdir", "is for runtime: native only; a container runs in its image's working directory")
+		}
 	default:
-		v.add(path+".runtime", "must be native"+v.got(path+".runtime", s.Runtime))
+		v.add(path+".runtime", "must be native or container"+v.got(path+".runtime", s.Runtime))
+	}
+	if s.Container != nil {
+		v.container(path+".container", s.Container)
 	}
 	switch s.Mode {
 	case "launcher":
@@ -133,8 +144,9 @@ func (v *validator) server(path, name string, s *Server) {
 		v.add(path+".mode", "must be launcher or daemon"+v.got(path+".mode", s.Mode))
 	}
 
-	// Arguments and env values may be secrets: never quote them.
-	if len(s.Command) == 0 {
+	// Arguments and env values may be secrets: never quote them. A
+	// container's command is optional: without it the image's CMD runs.
+	if len(s.Command) == 0 && s.Runtime != "container" {
 		v.add(path+".command", `must name the program to run and its arguments as a list, e.g. ["mcp-server-filesystem", "/srv"]`)
 	}
 	for i, arg := range s.Command {
@@ -191,6 +203,86 @@ func (v *validator) server(path, name string, s *Server) {
 	v.allow(path+".allow", s.Allow)
 	v.rate(path+".rate", s.Rate)
 	v.rate(path+".session_rate", s.SessionRate)
+}
+
+var (
+	// imagePattern is a Docker image reference: [registry[:port]/]path[:tag][@digest],
+	// lower-case path components (distribution/reference, loosely).
+	imagePattern = regexp.MustCompile(`^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$`)
+	// networkPattern is a Docker network name.
+	networkPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+	// userPattern is uid[:gid] or name[:group] as Docker accepts it.
+	userPattern = regexp.MustCompile(`^(?:[0-9]{1,10}|[a-z_][a-z0-9_.-]{0,31})(?::(?:[0-9]{1,10}|[a-z_][a-z0-9_.-]{0,31}))?$`)
+)
+
+// container checks a server's container block (issue 3).
+func (v *validator) container(path string, c *Container) {
+	switch {
+	case c.Image == "":
+		v.add(path+".image", "is required: the image to run, e.g. mcp/filesystem or ghcr.io/org/server:1.2")
+	case len(c.Image) > 255 || !imagePattern.MatchString(c.Image):
+		v.add(path+".image", "must be an image reference such as mcp/filesystem, mcp/filesystem:1.0 or registry.example.com/team/server@sha256:…"+v.got(path+".image", c.Image))
+	}
+	switch {
+	case c.Network == "none", c.Network == "bridge":
+	case c.Network == "host":
+		v.add(path+".network", "host networking is not allowed: it gives the container the gateway's loopback and interfaces; use none, bridge or a named network")
+	case strings.HasPrefix(c.Network, "container:"):
+		v.add(path+".network", "sharing another container's network is not allowed; use none, bridge or a named network")
+	case !networkPattern.MatchString(c.Network):
+		v.add(path+".network", "must be none, bridge or the name of an existing Docker network"+v.got(path+".network", c.Network))
+	}
+	if !userPattern.MatchString(c.User) {
+		v.add(path+".user", `must be uid[:gid] or name[:group], e.g. "65534:65534"`+v.got(path+".user", c.User))
+	}
+	v.sizeRange(path+".tmp_size", c.TmpSize, minContainerTmpSize, maxContainerTmpSize)
+	v.sizeRange(path+".memory", c.Memory, minContainerMemory, maxContainerMemory)
+	if c.CPUs < minContainerCPUs || c.CPUs > maxContainerCPUs {
+		v.add(path+".cpus", fmt.Sprintf("must be between %g and %g", minContainerCPUs, maxContainerCPUs))
+	}
+	v.intRange(path+".pids_limit", c.PidsLimit, minContainerPidsLimit, maxContainerPidsLimit)
+	v.intRange(path+".nofile", c.NoFile, minContainerNoFile, maxContainerNoFile)
+	for i, capName := range c.CapAdd {
+		p := fmt.Sprintf("%s.cap_add[%d]", path, i)
+		name := strings.TrimPrefix(strings.ToUpper(capName), "CAP_")
+		if !slices.Contains(AllowedCapabilities, name) {
+			v.add(p, "is not in the allowlist "+strings.Join(AllowedCapabilities, ", ")+v.got(p, capName))
+			continue
+		}
+		if name != capName {
+			v.add(p, "must be written in upper case without CAP_, e.g. "+name)
+		}
+	}
+	v.oneOf(path+".pull", c.Pull, "never", "missing")
+}
+
+// CheckMountSource reports why a host path must not be bind-mounted into a
+// container, or nil (issue 3). home is the gateway user's home directory
+// ("" = unknown). Issue 7 (workspaces) calls it for every mount it adds;
+// this version mounts nothing from the host.
+func CheckMountSource(src, home string) error {
+	if !filepath.IsAbs(src) {
+		return errors.New("must be an absolute host path")
+	}
+	clean := filepath.Clean(src)
+	if strings.Contains(strings.ToLower(clean), "docker.sock") {
+		return errors.New("must not expose a Docker socket: it is root on the host")
+	}
+	for _, p := range []string{"/", "/etc", "/proc", "/sys", "/dev", "/run", "/var/run", "/var/lib/docker", "/boot", "/root"} {
+		if clean == p || (p != "/" && strings.HasPrefix(clean, p+"/")) {
+			return fmt.Errorf("must not be %s or below it: a sensitive host path", p)
+		}
+	}
+	if home != "" {
+		ssh := filepath.Join(filepath.Clean(home), ".ssh")
+		if clean == ssh || strings.HasPrefix(clean, ssh+"/") || clean == filepath.Clean(home) {
+			return errors.New("must not be the home directory or ~/.ssh: it holds credentials")
+		}
+	}
+	if filepath.Base(clean) == ".ssh" || strings.Contains(clean, "/.ssh/") {
+		return errors.New("must not be a .ssh directory: it holds credentials")
+	}
+	return nil
 }
 
 // canonical checks that value is valid and already in the form normalize

@@ -21,6 +21,7 @@ type serverReadiness struct {
 	Mode      string `json:"mode"`
 	Failed    bool   `json:"failed,omitempty"`
 	Detail    string `json:"detail,omitempty"`
+	Image     string `json:"image,omitempty"` // container servers
 	Sessions  int    `json:"sessions"`
 	Processes int    `json:"processes"`
 }
@@ -31,7 +32,16 @@ type readiness struct {
 	Listening bool                       `json:"listening"`
 	Draining  bool                       `json:"draining"`
 	Processes int                        `json:"processes"`
+	Engine    *engineReadiness           `json:"engine,omitempty"`
 	Servers   map[string]serverReadiness `json:"servers"`
+}
+
+// engineReadiness is the container engine's state, reported when any
+// server runs in a container (issue 3).
+type engineReadiness struct {
+	Ready   bool   `json:"ready"`
+	Version string `json:"version,omitempty"`
+	Error   string `json:"error,omitempty"`
 }
 
 // handleReady is readiness (DESIGN.md, "Endpoints"): 200 when the listener
@@ -55,10 +65,20 @@ func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
 		Servers:   map[string]serverReadiness{},
 	}
 	ok := rd.Listening && !rd.Draining
+	if v, used, err := g.mgr.EngineVersion(); used {
+		rd.Engine = &engineReadiness{Ready: err == nil, Version: v}
+		if err != nil {
+			rd.Engine.Error = err.Error()
+			ok = false
+		}
+	}
 	for _, srv := range g.mgr.Servers() {
 		st := g.mgr.Stats(srv.Name)
 		sr := serverReadiness{Ready: true, Runtime: srv.Config().Runtime, Mode: srv.Config().Mode,
 			Sessions: st.Sessions, Processes: st.Processes}
+		if c := srv.Config().Container; c != nil {
+			sr.Image = c.Image
+		}
 		if err := srv.Check(); err != nil {
 			sr.Ready = false
 			sr.Detail = err.Error()

@@ -53,6 +53,9 @@ type Manager struct {
 	getenv func(string) (string, bool)
 
 	servers map[string]*Server
+	// engine is the container engine, nil when no server runs in a
+	// container (issue 3).
+	engine *runtime.Engine
 
 	mu        sync.Mutex
 	sessions  map[string]*Session
@@ -99,6 +102,7 @@ func NewManager(cfg *config.Config, opts *Options) *Manager {
 			}
 		}
 	}
+	m.engine = m.openEngine()
 	tick = max(tick, 50*time.Millisecond)
 	if h := cfg.Limits.HoldMessages / 4; h > 0 && h < tick {
 		tick = max(h, 50*time.Millisecond)
@@ -178,6 +182,9 @@ func (m *Manager) Close() {
 	wg.Wait()
 	m.cancel()
 	m.wg.Wait()
+	if m.engine != nil {
+		_ = m.engine.Close()
+	}
 }
 
 var errShutdown = stopped("gateway shutting down")
@@ -410,6 +417,9 @@ type Server struct {
 func newServer(m *Manager, name string, cfg *config.Server) *Server {
 	s := &Server{Name: name, cfg: cfg, m: m, sem: make(chan struct{}, cfg.MaxConcurrent)}
 	s.env = m.childEnv(cfg)
+	if cfg.Runtime == "container" {
+		s.env = containerEnv(cfg)
+	}
 	if cfg.Mode == "daemon" {
 		s.pool = newPool(s)
 	}
@@ -450,6 +460,9 @@ func (s *Server) Failing() (bool, string) {
 
 // Check reports whether the server's runtime can start it (readiness).
 func (s *Server) Check() error {
+	if s.cfg.Runtime == "container" {
+		return s.checkContainer()
+	}
 	_, err := runtime.LookPath(s.cfg.Command[0], s.env)
 	if err != nil {
 		return fmt.Errorf("command %q: %w", s.cfg.Command[0], err)
@@ -487,6 +500,9 @@ func (s *Server) releaseSlot() { <-s.sem }
 
 // start launches one process for a new session.
 func (s *Server) start(h backend.Handler) (*backend.Backend, error) {
+	if s.cfg.Runtime == "container" {
+		return s.startContainer(h)
+	}
 	proc, err := runtime.StartNative(runtime.NativeSpec{
 		Command:   s.cfg.Command,
 		Env:       s.env,
