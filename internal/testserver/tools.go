@@ -49,6 +49,8 @@ var toolList = []map[string]any{
 	tool("spawn_child", "Start a grandchild that sleeps forever in the same process group; answer with its pid.", nil),
 }
 
+func init() { toolList = append(toolList, probeTools...) }
+
 type props map[string]map[string]any
 
 func tool(name, description string, properties props, required ...string) map[string]any {
@@ -97,6 +99,9 @@ func (s *server) callTool(ctx context.Context, m *message) {
 		return true
 	}
 
+	if s.probe(ctx, m.ID, p.Name, p.Arguments) {
+		return
+	}
 	switch p.Name {
 	case "echo":
 		var a struct {
