@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgw/mcpgw/internal/enginetest"
 )
 
 // The benchmarks compare a tools/call echo round trip through the gateway
@@ -147,7 +149,58 @@ func benchConcurrent(b *testing.B, sessions []*mcp.ClientSession) {
 // BenchmarkSessionSetup measures initialize (process start included) to
 // the first answered call, through the gateway.
 func BenchmarkSessionSetup(b *testing.B) {
-	h := newHarness(b, benchYAML)
+	benchSetup(b, newHarness(b, benchYAML), "demo")
+}
+
+// Native versus container (issue 3): the same test server (whose echo
+// tool matches the demo server's) as a native process and in a container
+// of the test image, through the gateway.
+func benchRuntimesYAML(image string) string {
+	return `listen: 127.0.0.1:0
+log: {level: error}
+servers:
+  native:
+    command: ["${TESTBIN}"]
+    env: {MCPGW_TESTSERVER: "1"}
+    max_concurrent: 64
+    max_processes: 64
+  container:
+    runtime: container
+    max_concurrent: 64
+    max_processes: 64
+    timeouts: {kill_grace: 1s}
+    container: {image: ` + image + `}
+`
+}
+
+// BenchmarkLaunchNative is launch-to-first-response of a native test server.
+func BenchmarkLaunchNative(b *testing.B) {
+	benchSetup(b, newHarness(b, benchRuntimesYAML("unused")), "native")
+}
+
+// BenchmarkLaunchContainer is launch-to-first-response of the test server
+// in a container: create, attach, start, initialize, first call.
+func BenchmarkLaunchContainer(b *testing.B) {
+	image := enginetest.TestImage(b)
+	benchSetup(b, newHarness(b, benchRuntimesYAML(image)), "container")
+}
+
+// BenchmarkEchoNative1Session is the per-call round trip to a native test
+// server through the gateway.
+func BenchmarkEchoNative1Session(b *testing.B) {
+	h := newHarness(b, benchRuntimesYAML("unused"))
+	benchCalls(b, h.connect("native", nil))
+}
+
+// BenchmarkEchoContainer1Session is the per-call round trip to the test
+// server in a container (stdio over the engine's attach stream).
+func BenchmarkEchoContainer1Session(b *testing.B) {
+	image := enginetest.TestImage(b)
+	h := newHarness(b, benchRuntimesYAML(image))
+	benchCalls(b, h.connect("container", nil))
+}
+
+func benchSetup(b *testing.B, h *harness, server string) {
 	client := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
 	hc := &http.Client{Transport: &http.Transport{}}
 	defer hc.CloseIdleConnections()
@@ -155,7 +208,7 @@ func BenchmarkSessionSetup(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		cs, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: h.url("demo"), HTTPClient: hc}, nil)
+		cs, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: h.url(server), HTTPClient: hc}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
