@@ -375,3 +375,24 @@ func TestContainerCleanup(t *testing.T) {
 		})
 	}
 }
+
+// TestContainerDaemon: in daemon mode the sessions share one container,
+// over the same attach stream, and shutdown removes it.
+func TestContainerDaemon(t *testing.T) {
+	image := enginetest.TestImage(t)
+	cli := enginetest.Client(t)
+	h := newHarness(t, "servers:\n"+containerYAML("cdaemon", image, "", "    mode: daemon\n    max_processes: 1\n"))
+	a := h.connect("cdaemon", nil)
+	b := h.connect("cdaemon", nil)
+	for i, cs := range []*mcp.ClientSession{a, b} {
+		want := fmt.Sprintf("session %d", i)
+		if got := callText(t, cs, "echo", map[string]any{"text": want}); got != want {
+			t.Errorf("echo = %q, want %q", got, want)
+		}
+	}
+	if got := ours(t, cli, "cdaemon"); len(got) != 1 {
+		t.Errorf("containers with two daemon sessions: %v, want 1", got)
+	}
+	h.shutdown(20 * time.Second)
+	noContainersLeft(t, cli, "cdaemon")
+}
