@@ -10,8 +10,18 @@
 // and is bounded by twice the grace period plus reaping. Children are started
 // in their own process group, so the signals reach everything the server
 // forked, and with a parent-death signal (SIGKILL), so a gateway killed with
-// SIGKILL takes its direct children with it. The deadlines that decide when
-// Stop is called (startup, request, idle, lifetime) live in package session.
+// SIGKILL takes its direct children with it.
+//
+// Containers (container.go, issue 3) follow the same rule through the
+// Docker Engine API: Container.Stop runs
+//
+//	close stdin → grace → docker stop (SIGTERM → grace → SIGKILL) →
+//	docker kill → remove
+//
+// with every engine call bounded, and Engine.Sweep removes, at gateway
+// start, the containers of a gateway process that died without stopping
+// them. The deadlines that decide when Stop is called (startup, request,
+// idle, lifetime) live in package session.
 package runtime
 
 import (
