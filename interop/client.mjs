@@ -11,6 +11,7 @@
 //                resources, progress, sampling (answered here)
 //   filesystem   @modelcontextprotocol/server-filesystem; arg is the
 //                directory it serves, which holds hello.txt and sub/
+//   demo         mcpgw's own demo server (Go SDK): tools/list, echo
 //   rejections   status codes of requests the gateway must refuse
 //
 // Exit status: 0 when the JSON was written (whatever it says), 2 on usage
@@ -23,7 +24,7 @@ import { CreateMessageRequestSchema, LATEST_PROTOCOL_VERSION } from "@modelconte
 
 const [transportName, url, scenario, arg] = process.argv.slice(2);
 if (!["streamable", "sse"].includes(transportName) || !url || !scenario) {
-  console.error("usage: node client.mjs <streamable|sse> <URL> <everything|filesystem|rejections> [arg]");
+  console.error("usage: node client.mjs <streamable|sse> <URL> <everything|filesystem|demo|rejections> [arg]");
   process.exit(2);
 }
 
@@ -145,6 +146,15 @@ async function filesystem(out) {
   await client.close();
 }
 
+async function demo(out) {
+  const { client, transport } = await connect(url);
+  out.server = client.getServerVersion();
+  out.protocolVersion = transport.protocolVersion ?? null;
+  await step(out, "tools", async () => (await client.listTools()).tools.map((t) => t.name).sort());
+  await step(out, "echo", async () => texts(await client.callTool({ name: "echo", arguments: { text: "hello demo from ts" } })));
+  await client.close();
+}
+
 // rejections records the HTTP status (or the SDK's error code, which is
 // the status) of requests the gateway must refuse before any process runs.
 async function rejections(out) {
@@ -177,7 +187,7 @@ async function rejections(out) {
 }
 
 const out = { transport: transportName, scenario };
-const scenarios = { everything, filesystem, rejections };
+const scenarios = { everything, filesystem, demo, rejections };
 try {
   if (!scenarios[scenario]) throw new Error(`unknown scenario ${scenario}`);
   await scenarios[scenario](out);

@@ -184,6 +184,25 @@ func TestEverythingGoSDK(t *testing.T) {
 				if !strings.Contains(got, sampledText+" for: Resource trigger-sampling-request context: ping") {
 					t.Errorf("sampling result = %q, want the client's answer in it", got)
 				}
+
+				// Elicitation, which this client did not declare: in launcher
+				// mode the server sees the client's own capabilities and does
+				// not offer the tool; in daemon mode the gateway declared it
+				// for the shared process, and refuses the server's request on
+				// behalf of this client, which gets a tool error, not a hang.
+				hasElicit := slices.Contains(names, "trigger-elicitation-request")
+				if srv.mode == "launcher" && hasElicit {
+					t.Errorf("launcher: trigger-elicitation-request listed for a client without elicitation")
+				}
+				if srv.mode == "daemon" {
+					res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "trigger-elicitation-request", Arguments: map[string]any{}})
+					if err != nil {
+						t.Fatalf("trigger-elicitation-request: %v", err)
+					}
+					if got := strings.Join(texts(res), ""); !res.IsError || !strings.Contains(got, "did not declare support for elicitation/create") {
+						t.Errorf("daemon: elicitation for a client without the capability: isError=%v %q", res.IsError, got)
+					}
+				}
 			})
 		}
 	}
@@ -195,6 +214,8 @@ func TestFilesystemGoSDK(t *testing.T) {
 	for _, srv := range []struct{ name, mode string }{{"fs", "launcher"}, {"fsd", "daemon"}} {
 		for _, transport := range transports {
 			t.Run(srv.mode+"/"+transport, func(t *testing.T) {
+				const rootsLine = "No valid root directories provided by client"
+				before := strings.Count(f.logs.String(), rootsLine) // subtests run one at a time
 				cs := connectGo(t, f, srv.name, transport, nil)
 				if name := cs.InitializeResult().ServerInfo.Name; name != "secure-filesystem-server" {
 					t.Errorf("server name = %q", name)
@@ -225,6 +246,20 @@ func TestFilesystemGoSDK(t *testing.T) {
 				}
 				if got := strings.Join(texts(res), ""); !res.IsError || !strings.Contains(got, "Access denied") {
 					t.Errorf("read outside the served directory: isError=%v %q, want an access-denied tool error", res.IsError, got)
+				}
+				if srv.mode == "launcher" {
+					// The Go client declares roots; the server asked for them
+					// (a server→client request through the gateway), got the
+					// client's empty list, and says so on stderr, which the
+					// gateway logs.
+					seen := func() bool { return strings.Count(f.logs.String(), rootsLine) > before }
+					deadline := time.Now().Add(5 * time.Second)
+					for !seen() && time.Now().Before(deadline) {
+						time.Sleep(10 * time.Millisecond)
+					}
+					if !seen() {
+						t.Errorf("server-filesystem never reported the client's roots (%q on its stderr)", rootsLine)
+					}
 				}
 			})
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,10 +20,22 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mcpgw/mcpgw/internal/config"
+	"github.com/mcpgw/mcpgw/internal/demo"
 	"github.com/mcpgw/mcpgw/internal/gateway"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain doubles as mcpgw's demo server (a Go SDK server), which the
+// gateway under test starts from this very binary.
+func TestMain(m *testing.M) {
+	if os.Getenv("MCPGW_TEST_DEMO") == "1" {
+		if err := demo.Run(context.Background(), os.Stdin, os.Stdout, "test"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // requireEnv is the variable that turns a missing Node set-up from a skip
 // into a failure; .ci/run sets it after `npm ci`.
@@ -52,7 +65,7 @@ func requireNode(t testing.TB) *nodeEnv {
 		if os.Getenv(requireEnv) == "1" {
 			t.Fatalf("interop set-up missing (%s=1): %v", requireEnv, nodeErr)
 		}
-		t.Skipf("skipping interop test: %v (install Node 20+, run `npm ci` in interop/, or set %s=1 to make this a failure)", nodeErr, requireEnv)
+		t.Skipf("skipping interop test: %v (install Node 18+, run `npm ci` in interop/, or set %s=1 to make this a failure)", nodeErr, requireEnv)
 	}
 	return nodeVal
 }
@@ -121,8 +134,9 @@ func packageBin(pkgDir string) (string, error) {
 	return entry, nil
 }
 
-// serversYAML publishes server-everything and server-filesystem (on fsDir)
-// in both modes: ev/evd and fs/fsd (the d is for daemon).
+// serversYAML publishes server-everything, server-filesystem (on fsDir)
+// and mcpgw's demo server in both modes: ev/evd, fs/fsd and demo/demod (the
+// d is for daemon).
 const serversYAML = `listen: 127.0.0.1:0
 servers:
   ev:
@@ -137,6 +151,13 @@ servers:
   fsd:
     mode: daemon
     command: ["${NODE}", "${FILESYSTEM}", "${FSDIR}"]
+  demo:
+    command: ["${TESTBIN}"]
+    env: {MCPGW_TEST_DEMO: "1"}
+  demod:
+    mode: daemon
+    command: ["${TESTBIN}"]
+    env: {MCPGW_TEST_DEMO: "1"}
 `
 
 // fixture is a running gateway in front of the npm servers.
@@ -144,6 +165,7 @@ type fixture struct {
 	node  *nodeEnv
 	base  string // http://127.0.0.1:port
 	fsDir string // the directory server-filesystem serves
+	logs  *syncBuffer
 }
 
 func (f *fixture) url(server string) string { return f.base + "/mcp/" + server }
@@ -165,7 +187,11 @@ func newFixture(t testing.TB) *fixture {
 	if err := os.Mkdir(filepath.Join(fsDir, "sub"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	vars := map[string]string{"NODE": ne.node, "EVERYTHING": ne.everything, "FILESYSTEM": ne.filesystem, "FSDIR": fsDir}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"TESTBIN": self, "NODE": ne.node, "EVERYTHING": ne.everything, "FILESYSTEM": ne.filesystem, "FSDIR": fsDir}
 	cfg, err := config.Parse([]byte(serversYAML), func(k string) (string, bool) {
 		if v, ok := vars[k]; ok {
 			return v, true
@@ -204,7 +230,7 @@ func newFixture(t testing.TB) *fixture {
 			}
 		}
 	})
-	return &fixture{node: ne, base: "http://" + ln.Addr().String(), fsDir: fsDir}
+	return &fixture{node: ne, base: "http://" + ln.Addr().String(), fsDir: fsDir, logs: logs}
 }
 
 // syncBuffer is a bytes.Buffer safe for the gateway's concurrent logging.

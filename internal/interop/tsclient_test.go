@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/mcpgw/mcpgw/internal/demo"
 )
 
 // The TypeScript SDK client (@modelcontextprotocol/sdk from npm, pinned in
@@ -168,6 +170,29 @@ func TestFilesystemTypeScript(t *testing.T) {
 				}](t, out, "outside")
 				if !outside.IsError || !strings.Contains(strings.Join(outside.Text, ""), "Access denied") {
 					t.Errorf("read outside the served directory = %+v, want an access-denied tool error", outside)
+				}
+			})
+		}
+	}
+}
+
+// TestDemoTypeScript: the TypeScript client with a Go SDK server (mcpgw's
+// demo server) behind the gateway.
+func TestDemoTypeScript(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for _, srv := range []struct{ name, mode string }{{"demo", "launcher"}, {"demod", "daemon"}} {
+		for _, transport := range transports {
+			t.Run(srv.mode+"/"+transport, func(t *testing.T) {
+				out := runTS(t, f, transport, srv.name, "demo")
+				if name := field[struct{ Name string }](t, out, "server").Name; name != demo.Name {
+					t.Errorf("server name = %q", name)
+				}
+				if tools := field[[]string](t, out, "tools"); !slices.Contains(tools, "echo") || !slices.Contains(tools, "sleep") {
+					t.Errorf("tools/list = %v", tools)
+				}
+				if diff := cmp.Diff([]string{"hello demo from ts"}, field[[]string](t, out, "echo")); diff != "" {
+					t.Errorf("echo (-want +got):\n%s", diff)
 				}
 			})
 		}
