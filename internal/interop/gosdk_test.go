@@ -15,6 +15,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgw/mcpgw/internal/demo"
 )
 
 // The Go SDK client (the version in go.mod) against the npm servers, through
@@ -260,6 +262,27 @@ func TestFilesystemGoSDK(t *testing.T) {
 					if !seen() {
 						t.Errorf("server-filesystem never reported the client's roots (%q on its stderr)", rootsLine)
 					}
+				}
+			})
+		}
+	}
+}
+
+// TestDemoGoSDK: the Go SDK client with a Go SDK server (mcpgw's demo
+// server, which also speaks 2026-07-28) behind the gateway, over both
+// transports: the gateway opens the server with initialize either way.
+func TestDemoGoSDK(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for _, srv := range []struct{ name, mode string }{{"demo", "launcher"}, {"demod", "daemon"}} {
+		for _, transport := range transports {
+			t.Run(srv.mode+"/"+transport, func(t *testing.T) {
+				cs := connectGo(t, f, srv.name, transport, nil)
+				if name := cs.InitializeResult().ServerInfo.Name; name != demo.Name {
+					t.Errorf("server name = %q", name)
+				}
+				if got := callTexts(t, cs, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hello demo from go"}}); !slices.Equal(got, []string{"hello demo from go"}) {
+					t.Errorf("echo = %q", got)
 				}
 			})
 		}
