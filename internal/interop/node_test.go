@@ -89,7 +89,7 @@ func locateNode() (*nodeEnv, error) {
 		{"@modelcontextprotocol/server-everything", &e.everything},
 		{"@modelcontextprotocol/server-filesystem", &e.filesystem},
 	} {
-		entry, err := packageBin(filepath.Join(dir, "node_modules", p.pkg))
+		entry, err := packageBin(dir, p.pkg)
 		if err != nil {
 			return nil, err
 		}
@@ -100,36 +100,38 @@ func locateNode() (*nodeEnv, error) {
 	return e, nil
 }
 
-// packageBin resolves the file a package's single bin entry points to
-// (dist/index.js for both servers), so that tests run `node FILE` rather
-// than npx: no network, no npx start-up time.
-func packageBin(pkgDir string) (string, error) {
+// packageBin resolves the file that package pkg's single bin entry points
+// to (dist/index.js for both servers), so that tests run `node FILE` rather
+// than npx: no network, no npx start-up time. It returns "" for a package
+// without a bin (the SDK), which only has to be installed.
+func packageBin(dir, pkg string) (string, error) {
+	pkgDir := filepath.Join(dir, "node_modules", pkg)
 	b, err := os.ReadFile(filepath.Join(pkgDir, "package.json"))
 	if err != nil {
-		return "", errors.New("npm package " + filepath.Base(filepath.Dir(pkgDir)) + "/" + filepath.Base(pkgDir) + " is not installed in interop/node_modules")
+		return "", fmt.Errorf("npm package %s is not installed in %s/node_modules", pkg, dir)
 	}
 	var pj struct {
 		Bin json.RawMessage `json:"bin"`
 	}
 	if err := json.Unmarshal(b, &pj); err != nil {
-		return "", err
+		return "", fmt.Errorf("npm package %s: reading package.json: %w", pkg, err)
 	}
 	var one string
 	var many map[string]string
 	switch {
 	case len(pj.Bin) == 0:
-		return "", nil // a library (the SDK): present is enough
+		return "", nil
 	case json.Unmarshal(pj.Bin, &one) == nil:
 	case json.Unmarshal(pj.Bin, &many) == nil && len(many) == 1:
 		for _, v := range many {
 			one = v
 		}
 	default:
-		return "", errors.New(pkgDir + ": cannot tell which bin to run")
+		return "", fmt.Errorf("npm package %s: cannot tell which of its bins to run", pkg)
 	}
 	entry := filepath.Join(pkgDir, one)
 	if _, err := os.Stat(entry); err != nil {
-		return "", err
+		return "", fmt.Errorf("npm package %s: %w", pkg, err)
 	}
 	return entry, nil
 }
