@@ -410,6 +410,46 @@ func TestDaemonLifetimeReplacementDropsNothing(t *testing.T) {
 	t.Logf("%d calls over %d processes", n.Load(), len(pids))
 }
 
+// Many replacements with requests always waiting for the next process:
+// a waiter woken when the draining process ends must find its process slot
+// free (session.proc.HandleClose releases the slot before the pool wakes
+// its waiters), not a 429 because queue_timeout is 0.
+func TestDaemonLifetimeReplacementWaitersGetTheSlot(t *testing.T) {
+	const clients = 16
+	h := newHarness(t, daemonYAML("    max_concurrent: 32\n    timeouts: {max_lifetime: 150ms, kill_grace: 50ms}\n"))
+	var sessions []*mcp.ClientSession
+	for range clients {
+		sessions = append(sessions, h.connect("t", nil))
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	var wg sync.WaitGroup
+	var n, refused atomic.Int32
+	pids := sync.Map{}
+	for _, cs := range sessions {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "whoami"})
+				if err != nil {
+					refused.Add(1)
+					t.Errorf("call failed during replacement: %v", err)
+					return
+				}
+				var w map[string]any
+				_ = json.Unmarshal([]byte(res.Content[0].(*mcp.TextContent).Text), &w)
+				pids.Store(w["pid"], true)
+				n.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	replaced := 0
+	pids.Range(func(any, any) bool { replaced++; return true })
+	t.Logf("%d calls over %d processes, %d refused", n.Load(), replaced, refused.Load())
+	if replaced < 3 {
+		t.Errorf("served by %d process(es) over 3s with max_lifetime 150ms; want several replacements", replaced)
+	}
+}
+
 func TestDaemonSessionDeleteLeavesProcess(t *testing.T) {
 	h := newHarness(t, daemonYAML(""))
 	a := h.connect("t", nil)

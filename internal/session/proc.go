@@ -306,14 +306,19 @@ func (p *proc) HandleClose(err error) {
 	p.mu.Unlock()
 	m := p.srv.m
 	if p.daemon {
+		// Free the process slot before the pool wakes its waiters: a
+		// waiter woken by remove starts the replacement at once and must
+		// find the slot free, or a max_lifetime replacement fails its
+		// request with 429 (queue_timeout 0) instead of waiting for it.
+		m.release(p.srv)
 		p.srv.pool.remove(p, err)
 		for _, s := range sessions {
 			s.unpin(p)
 		}
-	} else {
-		for _, s := range sessions {
-			s.backendEnded(err)
-		}
+		return
+	}
+	for _, s := range sessions {
+		s.backendEnded(err)
 	}
 	m.release(p.srv)
 }
