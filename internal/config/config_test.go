@@ -95,6 +95,7 @@ limits:
   hold_messages: 2m
   max_held_messages: 512
   read_timeout: 10s
+  max_sessions: 100
 auth:
   tokens:
     - {name: laptop, sha256: "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"}
@@ -147,6 +148,7 @@ func TestParseFull(t *testing.T) {
 			HoldMessages:    2 * time.Minute,
 			MaxHeldMessages: 512,
 			ReadTimeout:     10 * time.Second,
+			MaxSessions:     100,
 		},
 		Servers: map[string]*Server{
 			"fs": {
@@ -289,6 +291,7 @@ func TestDefaultsDocumented(t *testing.T) {
 			HoldMessages:    60 * time.Second,
 			MaxHeldMessages: 256,
 			ReadTimeout:     30 * time.Second,
+			MaxSessions:     4096,
 		},
 		Auth: Auth{Mode: AuthLocal},
 		Servers: map[string]*Server{"s": {

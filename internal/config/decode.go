@@ -126,6 +126,7 @@ func (d *decoder) decode(data []byte) *Config {
 			"hold_messages":     d.duration(&c.Limits.HoldMessages),
 			"max_held_messages": d.integer(&c.Limits.MaxHeldMessages),
 			"read_timeout":      d.duration(&c.Limits.ReadTimeout),
+			"max_sessions":      d.integer(&c.Limits.MaxSessions),
 		}, nil),
 		"servers":         func(path string, n *yaml.Node) { d.servers(path, n, c) },
 		"auth":            func(path string, n *yaml.Node) { d.auth(path, n, &c.Auth) },

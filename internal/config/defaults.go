@@ -19,6 +19,7 @@ const (
 	defaultHoldMessages    = 60 * time.Second
 	defaultMaxHeldMessages = 256
 	defaultReadTimeout     = 30 * time.Second
+	defaultMaxSessions     = 4096
 
 	defaultRuntime            = "native"
 	defaultMode               = "launcher"
@@ -69,6 +70,7 @@ const (
 	minHoldMessages, maxHoldMessages       = positive, time.Hour
 	minMaxHeldMessages, maxMaxHeldMessages = 1, 10000
 	minReadTimeout, maxReadTimeout         = positive, time.Hour
+	minMaxSessions, maxMaxSessions         = 1, 1000000
 
 	minStartupTimeout, maxStartupTimeout         = positive, time.Hour
 	minRequestTimeout, maxRequestTimeout         = positive, 24 * time.Hour
@@ -120,6 +122,7 @@ func newConfig() *Config {
 			HoldMessages:    defaultHoldMessages,
 			MaxHeldMessages: defaultMaxHeldMessages,
 			ReadTimeout:     defaultReadTimeout,
+			MaxSessions:     defaultMaxSessions,
 		},
 		Servers: map[string]*Server{},
 		Auth:    Auth{Mode: AuthLocal},

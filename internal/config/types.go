@@ -108,6 +108,7 @@ type Limits struct {
 	HoldMessages    time.Duration // how long server messages wait for a GET stream (default 60s)
 	MaxHeldMessages int           // messages held per session without a GET stream (default 256)
 	ReadTimeout     time.Duration // reading a request's headers and body (default 30s)
+	MaxSessions     int           // live client sessions, all servers together (default 4096)
 }
 
 // Server is one configured stdio MCP server.

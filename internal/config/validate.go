@@ -82,6 +82,7 @@ func (v *validator) config(c *Config) {
 	v.durationRange("limits.hold_messages", l.HoldMessages, minHoldMessages, maxHoldMessages)
 	v.intRange("limits.max_held_messages", l.MaxHeldMessages, minMaxHeldMessages, maxMaxHeldMessages)
 	v.durationRange("limits.read_timeout", l.ReadTimeout, minReadTimeout, maxReadTimeout)
+	v.intRange("limits.max_sessions", l.MaxSessions, minMaxSessions, maxMaxSessions)
 
 	v.auth(c)
 	v.rate("rate", c.Rate)

@@ -463,3 +463,24 @@ func TestDaemonSessionDeleteLeavesProcess(t *testing.T) {
 		t.Errorf("%d sessions after one DELETE, want 1", n)
 	}
 }
+
+// limits.max_sessions bounds sessions, which cost no process in daemon
+// mode: at the limit the longest-idle session is ended, or 429.
+func TestMaxSessions(t *testing.T) {
+	h := newHarness(t, "listen: 127.0.0.1:0\nlimits: {max_sessions: 2}\nservers:\n"+serverYAML("t", "    mode: daemon\n    timeouts: {reclaim_idle: 300ms}\n"))
+	a := h.rawSession("t", "2025-06-18")
+	h.rawSession("t", "2025-06-18")
+	r := h.post("t", fmt.Sprintf(initBody, "2025-06-18"), nil)
+	if r.Status != http.StatusTooManyRequests || !strings.Contains(string(r.Body), "limits.max_sessions") {
+		t.Fatalf("third session with none idle: %d %s, want 429 naming limits.max_sessions", r.Status, r.Body)
+	}
+	eventually(t, 5*time.Second, "a session idle long enough to be ended", func() bool {
+		return h.post("t", fmt.Sprintf(initBody, "2025-06-18"), nil).Status == http.StatusOK
+	})
+	if r := h.post("t", `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`, map[string]string{"Mcp-Session-Id": a}); r.Status != http.StatusNotFound {
+		t.Errorf("the ended (longest-idle) session: %d, want 404", r.Status)
+	}
+	if n := h.g.mgr.Stats("t").Sessions; n > 2 {
+		t.Errorf("%d sessions, limit 2", n)
+	}
+}

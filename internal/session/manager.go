@@ -323,7 +323,46 @@ func (m *Manager) add(s *Session) error {
 	if m.draining {
 		return errUnavailable("the gateway is shutting down", 5*time.Second, errShutdown)
 	}
+	if len(m.sessions) >= m.cfg.Limits.MaxSessions {
+		return errTooMany(fmt.Sprintf("the gateway is at its session limit (limits.max_sessions = %d); retry later", m.cfg.Limits.MaxSessions))
+	}
 	m.sessions[s.id] = s
+	return nil
+}
+
+// roomForSession makes sure a new session fits under limits.max_sessions
+// before any work is done for it: at the limit it ends the longest-idle
+// session (idle at least its server's reclaim_idle, nothing in flight),
+// else it refuses with 429.
+func (m *Manager) roomForSession() error {
+	m.mu.Lock()
+	if len(m.sessions) < m.cfg.Limits.MaxSessions {
+		m.mu.Unlock()
+		return nil
+	}
+	var victim *Session
+	var oldest time.Time
+	for _, s := range m.sessions {
+		if s.isGone() {
+			continue
+		}
+		last, busy := s.idleState()
+		if busy || time.Since(last) < s.srv.cfg.Timeouts.ReclaimIdle {
+			continue
+		}
+		if victim == nil || last.Before(oldest) {
+			victim, oldest = s, last
+		}
+	}
+	if victim == nil {
+		m.mu.Unlock()
+		return errTooMany(fmt.Sprintf("the gateway is at its session limit (limits.max_sessions = %d) and no session is idle enough to end; retry later", m.cfg.Limits.MaxSessions))
+	}
+	delete(m.sessions, victim.id) // the slot is free at once
+	m.mu.Unlock()
+	m.log.Warn("ending the longest-idle session: the session limit was reached", "tool", victim.srv.Name,
+		"runtime", victim.srv.cfg.Runtime, "session_id", victim.id, "idle_ms", time.Since(oldest).Milliseconds())
+	m.stopAsync(victim, errReclaimed)
 	return nil
 }
 

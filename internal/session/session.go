@@ -213,6 +213,9 @@ func (srv *Server) Initialize(ctx context.Context, req *jsonrpc.Message, clientN
 	if m.Draining() {
 		return nil, nil, errUnavailable("the gateway is shutting down", 5*time.Second, errShutdown)
 	}
+	if err := m.roomForSession(); err != nil {
+		return nil, nil, err
+	}
 	if srv.cfg.Mode == "daemon" {
 		return srv.initializeDaemon(ctx, req, clientName)
 	}
