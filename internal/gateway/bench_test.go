@@ -113,37 +113,12 @@ func BenchmarkEchoGateway16Sessions(b *testing.B) {
 // benchConcurrent spreads b.N calls over the sessions, one goroutine each,
 // and reports calls per second and per-call latency.
 func benchConcurrent(b *testing.B, sessions []*mcp.ClientSession) {
-	n := len(sessions)
 	ctx := context.Background()
-	var mu sync.Mutex
-	samples := make([]time.Duration, 0, b.N)
-	b.ResetTimer()
-	start := time.Now()
-	var wg sync.WaitGroup
-	per := (b.N + n - 1) / n
-	for _, cs := range sessions {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			local := make([]time.Duration, 0, per)
-			for range per {
-				t0 := time.Now()
-				if _, err := cs.CallTool(ctx, echoArgs()); err != nil {
-					b.Error(err)
-					return
-				}
-				local = append(local, time.Since(t0))
-			}
-			mu.Lock()
-			samples = append(samples, local...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	b.ReportMetric(float64(per*n)/elapsed.Seconds(), "calls/s")
-	reportLatency(b, samples)
+	benchRaw(b, len(sessions), func(i int) {
+		if _, err := sessions[i].CallTool(ctx, echoArgs()); err != nil {
+			panic(err) // b.Fatal must not be called from the callers' goroutines
+		}
+	})
 }
 
 // BenchmarkSessionSetup measures initialize (process start included) to

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"fmt"
-	"mime"
 	"net/http"
 	"net/url"
 	"sync"
@@ -163,26 +162,9 @@ func (g *Gateway) legacyMessage(w http.ResponseWriter, r *http.Request, srv *ses
 			"unknown sessionId: open a stream with GET /mcp/"+srv.Name+"/sse first", 0)
 		return
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		writeError(w, r, http.StatusUnsupportedMediaType, nil, jsonrpc.CodeInvalidRequest, "Content-Type must be application/json", 0)
-		return
-	}
-	body, ok := g.readBody(w, r)
+	msgs, isBatch, ok := g.readMessages(w, r)
 	if !ok {
 		return
-	}
-	msgs, isBatch, err := jsonrpc.ParseBatch(body)
-	if err != nil {
-		code := jsonrpc.CodeInvalidRequest
-		if jsonrpc.IsSyntaxError(err) {
-			code = jsonrpc.CodeParseError
-		}
-		writeError(w, r, http.StatusBadRequest, nil, code, err.Error(), 0)
-		return
-	}
-	ri.method = msgs[0].Method
-	if isBatch {
-		ri.method = fmt.Sprintf("batch(%d)", len(msgs))
 	}
 	if g.rateLimited(w, r, srv.Name, msgs, idOf(msgs, isBatch)) {
 		return

@@ -71,29 +71,11 @@ func (g *Gateway) handlePost(w http.ResponseWriter, r *http.Request, srv *sessio
 			"Accept must list both application/json and text/event-stream", 0)
 		return
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		writeError(w, r, http.StatusUnsupportedMediaType, nil, jsonrpc.CodeInvalidRequest,
-			"Content-Type must be application/json", 0)
-		return
-	}
-	body, ok := g.readBody(w, r)
+	msgs, isBatch, ok := g.readMessages(w, r)
 	if !ok {
 		return
 	}
-	msgs, isBatch, err := jsonrpc.ParseBatch(body)
-	if err != nil {
-		code := jsonrpc.CodeInvalidRequest
-		if jsonrpc.IsSyntaxError(err) {
-			code = jsonrpc.CodeParseError
-		}
-		writeError(w, r, http.StatusBadRequest, nil, code, err.Error(), 0)
-		return
-	}
 	first := msgs[0]
-	ri.method = first.Method
-	if isBatch {
-		ri.method = fmt.Sprintf("batch(%d)", len(msgs))
-	}
 	if g.rateLimited(w, r, srv.Name, msgs, idOf(msgs, isBatch)) {
 		return
 	}
@@ -176,6 +158,35 @@ func idOf(msgs []*jsonrpc.Message, isBatch bool) json.RawMessage {
 		return nil
 	}
 	return msgs[0].ID
+}
+
+// readMessages checks the Content-Type, reads the body and parses it as
+// one JSON-RPC message or a batch, answering 415, 413 or 400 itself.
+func (g *Gateway) readMessages(w http.ResponseWriter, r *http.Request) ([]*jsonrpc.Message, bool, bool) {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeError(w, r, http.StatusUnsupportedMediaType, nil, jsonrpc.CodeInvalidRequest,
+			"Content-Type must be application/json", 0)
+		return nil, false, false
+	}
+	body, ok := g.readBody(w, r)
+	if !ok {
+		return nil, false, false
+	}
+	msgs, isBatch, err := jsonrpc.ParseBatch(body)
+	if err != nil {
+		code := jsonrpc.CodeInvalidRequest
+		if jsonrpc.IsSyntaxError(err) {
+			code = jsonrpc.CodeParseError
+		}
+		writeError(w, r, http.StatusBadRequest, nil, code, err.Error(), 0)
+		return nil, false, false
+	}
+	ri := info(r.Context())
+	ri.method = msgs[0].Method
+	if isBatch {
+		ri.method = fmt.Sprintf("batch(%d)", len(msgs))
+	}
+	return msgs, isBatch, true
 }
 
 // readBody reads the request body within limits.max_body_bytes and

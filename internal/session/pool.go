@@ -95,15 +95,7 @@ func (pl *pool) pick(ctx context.Context) (*proc, error) {
 			}
 			pl.starting++
 			pl.mu.Unlock()
-			p, err := pl.start(ctx)
-			pl.mu.Lock()
-			pl.starting--
-			if err == nil {
-				pl.procs = append(pl.procs, p)
-			}
-			pl.notify()
-			pl.mu.Unlock()
-			return p, err
+			return pl.grow(ctx)
 		case draining > 0:
 			// Slots are held by processes on their way out: wait for them.
 		case bestFull != nil:
@@ -376,13 +368,19 @@ func (pl *pool) warm(ctx context.Context) (*proc, error) {
 	}
 	pl.starting++
 	pl.mu.Unlock()
+	return pl.grow(ctx)
+}
+
+// grow starts a process for which the caller counted pl.starting, and adds
+// it to the pool.
+func (pl *pool) grow(ctx context.Context) (*proc, error) {
 	p, err := pl.start(ctx)
 	pl.mu.Lock()
+	defer pl.mu.Unlock()
 	pl.starting--
 	if err == nil {
 		pl.procs = append(pl.procs, p)
 	}
 	pl.notify()
-	pl.mu.Unlock()
 	return p, err
 }
