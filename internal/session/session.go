@@ -864,7 +864,8 @@ func (s *Session) close(why error) {
 	s.closeOnce.Do(func() { s.closeErr = why })
 	if !s.daemon {
 		if p := s.pinnedProc(); p != nil && p.b != nil {
-			_ = p.b.Close()
+			p.b.End(why) // the log and the failed requests say why
+			<-p.b.Done()
 		} else {
 			s.finish()
 		}
