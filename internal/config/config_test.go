@@ -68,6 +68,7 @@ func defaultServer(name string, command ...string) *Server {
 	s := newServer(name)
 	s.Command = command
 	applyModeDefaults(s)
+	applyWorkspaceDefaults(s)
 	return s
 }
 
@@ -172,6 +173,7 @@ func TestParseFull(t *testing.T) {
 				Allow:                 []string{"*@example.com", "laptop", "bob@example.com"},
 				Rate:                  &Rate{RequestsPerSecond: 5, Burst: 5, Per: "identity"},
 				SessionRate:           &Rate{RequestsPerSecond: 1, Burst: 3, Per: "identity"},
+				Sandbox:               SandboxNone,
 			},
 			"git_2": defaultServer("git_2", "mcp-server-git"),
 		},
@@ -310,6 +312,7 @@ func TestDefaultsDocumented(t *testing.T) {
 
 			MinProcesses:          0,
 			MaxInflightPerProcess: 16,
+			Sandbox:               SandboxNone,
 		}},
 	}
 	got := mustParse(t, "servers: {s: {command: [x]}}", nil)
@@ -903,7 +906,11 @@ func TestCheckMountSource(t *testing.T) {
 		{src: "/var/run", want: "sensitive"},
 		{src: "/var/lib/docker/volumes", want: "sensitive"},
 		{src: "/srv/docker.sock", want: "Docker socket"},
-		{src: "/home/me/.ssh", want: "home directory or ~/.ssh"},
+		{src: "/home/me/.ssh", want: "~/.ssh"},
+		{src: "/home/me/.aws/x", want: "~/.aws"},
+		{src: "/home/me/.docker", want: "~/.docker"},
+		{src: "/home/me/.kube", want: "~/.kube"},
+		{src: "/home/me/.gnupg", want: "~/.gnupg"},
 		{src: "/home/me", want: "home directory"},
 		{src: "/srv/other/.ssh", want: ".ssh"},
 		{src: "/srv/../etc", want: "sensitive"},
