@@ -54,9 +54,9 @@ type Rule struct {
 // Spec is what the shim does: restrict itself to Rules, then exec Path
 // with Args.
 type Spec struct {
-	Path  string `json:"path"` // absolute path of the program
+	Path  string   `json:"path"` // absolute path of the program
 	Args  []string `json:"args"` // argv, Args[0] included
-	Rules []Rule `json:"rules"`
+	Rules []Rule   `json:"rules"`
 	// BestEffort runs the server unconfined (with a warning on stderr)
 	// when the kernel lacks Landlock, and accepts ABI versions below MinABI.
 	BestEffort bool `json:"best_effort,omitempty"`
