@@ -215,6 +215,11 @@ func sandboxed(path string, spec NativeSpec) (self string, argv, env []string, t
 		sandbox.Rule{Path: tmpDir, Write: true, Exact: true},
 		sandbox.Rule{Path: filepath.Dir(path)},
 	)
+	// A command reached through a symlink (/usr/local/bin/x → /opt/x/bin/x)
+	// also needs the directory it really lives in.
+	if real, err := filepath.EvalSymlinks(path); err == nil && filepath.Dir(real) != filepath.Dir(path) {
+		rules = append(rules, sandbox.Rule{Path: filepath.Dir(real)})
+	}
 	for _, p := range sandbox.SystemReadPaths {
 		rules = append(rules, sandbox.Rule{Path: p})
 	}
