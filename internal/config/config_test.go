@@ -1354,8 +1354,14 @@ func TestDocsExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The workspace examples name ${PROJECTS_DIR}: a real directory, since
+	// workspaces are checked against the file system.
+	projects := t.TempDir()
+	if err := os.Mkdir(projects+"/book-b", 0o755); err != nil {
+		t.Fatal(err)
+	}
 	env := envOf(map[string]string{"MCPGW_BIN": "/usr/bin/mcpgw", "GITHUB_TOKEN": "x",
-		"MCPGW_CI_TOKEN": ciToken, "MCPGW_LAPTOP_TOKEN": ciToken})
+		"MCPGW_CI_TOKEN": ciToken, "MCPGW_LAPTOP_TOKEN": ciToken, "PROJECTS_DIR": projects})
 	blocks := strings.Split(string(doc), "```yaml\n")[1:]
 	if len(blocks) < 5 {
 		t.Fatalf("found %d YAML examples in docs/config.md, want at least 5", len(blocks))
