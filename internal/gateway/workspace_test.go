@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,6 +56,24 @@ func TestWorkspacesNative(t *testing.T) {
       - {name: docs}
       - {name: out, mode: rw}
 `))
+	resp, err := http.Get(h.base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rd struct {
+		Servers map[string]struct {
+			Ready   bool   `json:"ready"`
+			Sandbox string `json:"sandbox"`
+		} `json:"servers"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&rd)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := rd.Servers["ws"]; !s.Ready || !strings.HasPrefix(s.Sandbox, "landlock (landlock ABI ") {
+		t.Errorf("readyz for ws = %+v, want ready with sandbox \"landlock (landlock ABI N)\"", s)
+	}
 	cs := h.connect("ws", nil)
 	checkWorkspaces(t, cs, ro, rw, outside, ro, rw)
 	if got := probe[testserver.ProbeResult](t, cs, "getwd", nil); got.Text != ro {

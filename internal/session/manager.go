@@ -494,6 +494,26 @@ func (s *Server) Check() error {
 	return nil
 }
 
+// SandboxState describes, for readiness, how the server's native processes
+// are confined: "none", or the sandbox mode with the kernel's Landlock ABI
+// version or why Landlock is unavailable. It is "" for a container server.
+func (s *Server) SandboxState() string {
+	if s.cfg.Runtime == "container" {
+		return ""
+	}
+	if s.cfg.Sandbox == config.SandboxNone {
+		return config.SandboxNone
+	}
+	abi, err := sandbox.ABI()
+	switch {
+	case err != nil && s.cfg.Sandbox == config.SandboxBestEffort:
+		return s.cfg.Sandbox + ": unconfined, " + err.Error()
+	case err != nil:
+		return s.cfg.Sandbox + ": " + err.Error()
+	}
+	return fmt.Sprintf("%s (landlock ABI %d)", s.cfg.Sandbox, abi)
+}
+
 // acquire takes an in-flight request slot, waiting up to queue_timeout.
 func (s *Server) acquire(ctx context.Context) error {
 	select {
