@@ -7,6 +7,10 @@ import (
 	"testing"
 )
 
+// loadCase is a configuration and the problem Parse must report ("" =
+// none).
+type loadCase struct{ name, yaml, want string }
+
 // TestWorkspaceLoadChecks: problems with workspaces are config errors at
 // load, naming the key (issue 7).
 func TestWorkspaceLoadChecks(t *testing.T) {
@@ -43,11 +47,7 @@ func TestWorkspaceLoadChecks(t *testing.T) {
 	server := func(extra string) string {
 		return "workspaces: {ws: " + ws + "}\nservers:\n  s:\n    command: [x]\n" + extra
 	}
-	tests := []struct {
-		name string
-		yaml string
-		want string // "" = valid
-	}{
+	tests := []loadCase{
 		{"ro by default", server("    workspaces: [{name: ws}]\n"), ""},
 		{"subpath through an inside symlink", server("    workspaces: [{name: ws, subpath: inside}]\n"), ""},
 		{"subpath symlink pointing outside", server("    workspaces: [{name: ws, subpath: escape}]\n"), "servers.s.workspaces[0].subpath: subpath escape leads to " + outside + ", outside the workspace"},
@@ -66,12 +66,15 @@ func TestWorkspaceLoadChecks(t *testing.T) {
 		{"symlink to a sensitive path", "workspaces: {k: " + base + "/sshlink}\nservers: {s: {command: [x]}}\n", "workspaces.k: resolves to " + filepath.Join(base, "home", ".ssh")},
 	}
 	for _, p := range []string{"/", "/etc", "/proc", "/sys", "/dev", "/boot", "/run", "/var/run", "/var/lib/docker", "/var/run/docker.sock", base + "/home/.ssh", base + "/home/.aws", base + "/home/.docker", base + "/home/.kube", base + "/home/.gnupg"} {
-		tests = append(tests, struct {
-			name string
-			yaml string
-			want string
-		}{"sensitive " + p, "workspaces: {w: \"" + p + "\"}\nservers: {s: {command: [x]}}\n", "workspaces.w: must not"})
+		tests = append(tests, loadCase{"sensitive " + p, "workspaces: {w: \"" + p + "\"}\nservers: {s: {command: [x]}}\n", "workspaces.w: must not"})
 	}
+	// The same refusals for a container server.
+	container := "    runtime: container\n    container: {image: x}\n"
+	tests = append(tests,
+		loadCase{"container: subpath symlink pointing outside", "workspaces: {ws: " + ws + "}\nservers:\n  s:\n" + container + "    workspaces: [{name: ws, subpath: escape}]\n", "outside the workspace"},
+		loadCase{"container: sensitive path", "workspaces: {w: /var/lib/docker}\nservers:\n  s:\n" + container + "    workspaces: [{name: w}]\n", "workspaces.w: must not be /var/lib/docker"},
+		loadCase{"container: sandbox is native only", "workspaces: {ws: " + ws + "}\nservers:\n  s:\n" + container + "    sandbox: landlock\n", "servers.s.sandbox: is for runtime: native only"},
+	)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := Parse([]byte(tt.yaml), nil)

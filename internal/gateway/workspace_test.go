@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -79,6 +81,49 @@ func TestWorkspacesNative(t *testing.T) {
 	if got := probe[testserver.ProbeResult](t, cs, "getwd", nil); got.Text != ro {
 		t.Errorf("working directory = %q, want the first workspace %q", got.Text, ro)
 	}
+	for name, want := range map[string]string{"MCPGW_WORKSPACE_DOCS": ro, "MCPGW_WORKSPACE_OUT": rw, sandbox.EnvVar: ""} {
+		if got := probe[testserver.ProbeResult](t, cs, "getenv", map[string]any{"name": name}); got.Text != want {
+			t.Errorf("$%s = %q, want %q", name, got.Text, want)
+		}
+	}
+	// The private temporary directory is writable, and removed with the
+	// process.
+	tmp := probe[testserver.ProbeResult](t, cs, "getenv", map[string]any{"name": "TMPDIR"}).Text
+	if got := probe[testserver.ProbeResult](t, cs, "write_file", map[string]any{"path": tmp + "/t"}); tmp == "" || !got.OK {
+		t.Errorf("writing the private TMPDIR %q: %+v", tmp, got)
+	}
+	if err := cs.Close(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the sandbox's TMPDIR removed", func() bool {
+		_, err := os.Stat(tmp)
+		return os.IsNotExist(err)
+	})
+}
+
+// TestWorkspaceRecheckedAtSpawn: a workspace reached through a symlink is
+// resolved at load; if the symlink is later pointed elsewhere, the next
+// start is refused (503) instead of following it.
+func TestWorkspaceRecheckedAtSpawn(t *testing.T) {
+	if err := sandbox.Check(); err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	ro, _, outside := workspaceDirs(t)
+	link := filepath.Join(filepath.Dir(ro), "link")
+	if err := os.Symlink(ro, link); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, "workspaces: {docs: "+link+"}\nservers:\n"+serverYAML("ws", "    workspaces: [{name: docs}]\n"))
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, link); err != nil {
+		t.Fatal(err)
+	}
+	r := h.post("ws", fmt.Sprintf(initBody, "2025-06-18"), nil)
+	if r.Status != http.StatusServiceUnavailable || !strings.Contains(string(r.Body), "symlink changed") {
+		t.Errorf("initialize after the symlink moved: %d %s, want 503 naming the changed symlink", r.Status, r.Body)
+	}
 }
 
 func TestWorkspacesContainer(t *testing.T) {
@@ -92,6 +137,11 @@ func TestWorkspacesContainer(t *testing.T) {
 	checkWorkspaces(t, cs, "/workspace/docs", "/data/out", outside, ro, rw)
 	if got := probe[testserver.ProbeResult](t, cs, "getwd", nil); got.Text != "/workspace/docs" {
 		t.Errorf("working directory = %q, want /workspace/docs", got.Text)
+	}
+	for name, want := range map[string]string{"MCPGW_WORKSPACE_DOCS": "/workspace/docs", "MCPGW_WORKSPACE_OUT": "/data/out"} {
+		if got := probe[testserver.ProbeResult](t, cs, "getenv", map[string]any{"name": name}); got.Text != want {
+			t.Errorf("$%s = %q, want %q", name, got.Text, want)
+		}
 	}
 }
 

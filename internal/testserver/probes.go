@@ -23,7 +23,8 @@ import (
 type ProbeResult struct {
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
-	// Text is what read_file read, and for getwd the working directory.
+	// Text is what read_file read, the working directory for getwd and
+	// the variable's value for getenv.
 	Text string `json:"text,omitempty"`
 }
 
@@ -51,6 +52,7 @@ var probeTools = []map[string]any{
 	tool("write_file", "Create path and write a byte to it; answer whether that worked.", props{"path": {"type": "string"}}, "path"),
 	tool("read_file", "Read the file at path; answer with its text or the error.", props{"path": {"type": "string"}}, "path"),
 	tool("getwd", "Answer with the working directory.", nil),
+	tool("getenv", "Answer with the value of the environment variable name.", props{"name": {"type": "string"}}, "name"),
 	tool("dial", "Open a TCP connection to addr (host:port; the host \"gateway\" is the default route's gateway) within 2s; answer whether that worked.", props{"addr": {"type": "string"}}, "addr"),
 	tool("proc_status", "Answer with uid, gid, the open file limit and the CapEff, CapBnd, NoNewPrivs and Seccomp fields of /proc/self/status.", nil),
 	tool("fork_loop", "Start up to count sleeping child processes until starting one fails, stop them all, answer how many started.", props{"count": {"type": "integer", "minimum": 0}}, "count"),
@@ -61,12 +63,13 @@ var probeTools = []map[string]any{
 func (s *server) probe(ctx context.Context, id json.RawMessage, name string, raw json.RawMessage) bool {
 	var a struct {
 		Path  string `json:"path"`
+		Name  string `json:"name"`
 		Addr  string `json:"addr"`
 		Count int    `json:"count"`
 		MB    int    `json:"mb"`
 	}
 	switch name {
-	case "write_file", "read_file", "getwd", "dial", "proc_status", "fork_loop", "alloc":
+	case "write_file", "read_file", "getwd", "getenv", "dial", "proc_status", "fork_loop", "alloc":
 	default:
 		return false
 	}
@@ -90,6 +93,9 @@ func (s *server) probe(ctx context.Context, id json.RawMessage, name string, raw
 		r := result(err)
 		r.Text = wd
 		v = r
+	case "getenv":
+		val, ok := os.LookupEnv(a.Name)
+		v = ProbeResult{OK: ok, Text: val}
 	case "dial":
 		v = result(dial(a.Addr))
 	case "proc_status":
