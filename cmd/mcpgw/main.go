@@ -24,6 +24,7 @@ import (
 	"github.com/mcpgw/mcpgw/internal/config"
 	"github.com/mcpgw/mcpgw/internal/demo"
 	"github.com/mcpgw/mcpgw/internal/gateway"
+	"github.com/mcpgw/mcpgw/internal/sandbox"
 )
 
 // version is set at build time with -ldflags "-X main.version=…"; otherwise
@@ -31,6 +32,11 @@ import (
 var version = ""
 
 func main() {
+	// The sandbox shim (issue 7): the gateway re-executes itself to confine
+	// a native server with Landlock before exec'ing it.
+	if sandbox.Requested() {
+		os.Exit(sandbox.Main())
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.LookupEnv)
 	stop()

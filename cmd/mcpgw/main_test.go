@@ -29,6 +29,12 @@ func TestRunCommands(t *testing.T) {
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(good, []byte("servers:\n  fs:\n    command: [\"/bin/cat\"]\n"), 0o600)
 	os.WriteFile(bad, []byte("servers:\n  fs:\n    comand: [\"/bin/cat\"]\n    max_concurrent: -1\n"), 0o600)
+	// Workspaces are checked at load (issue 7): a sensitive host path and a
+	// subpath whose symlink leads out of its workspace.
+	badWS := filepath.Join(dir, "badws.yaml")
+	os.Mkdir(filepath.Join(dir, "ws"), 0o755)
+	os.Symlink(dir, filepath.Join(dir, "ws", "up"))
+	os.WriteFile(badWS, []byte("workspaces: {sys: /etc, ws: "+filepath.Join(dir, "ws")+"}\nservers:\n  fs:\n    command: [\"/bin/cat\"]\n    workspaces: [{name: ws, subpath: up}]\n"), 0o600)
 	cases := []struct {
 		name   string
 		args   []string
@@ -42,6 +48,8 @@ func TestRunCommands(t *testing.T) {
 		{"check ok", []string{"check", "--config", good}, 0, "ok (1 server(s): fs)", ""},
 		{"check lists every problem", []string{"check", "--config", bad}, 1, "", "servers.fs.comand"},
 		{"check without file", []string{"check"}, 2, "", ""},
+		{"check refuses a sensitive workspace", []string{"check", "--config", badWS}, 1, "", "workspaces.sys: must not be /etc"},
+		{"check refuses a subpath leading out", []string{"check", "--config", badWS}, 1, "", "servers.fs.workspaces[0].subpath: subpath up leads to"},
 		{"check missing file", []string{"check", "--config", filepath.Join(dir, "none.yaml")}, 1, "", ""},
 		{"serve bad listen", []string{"serve", "--listen", "nonsense"}, 2, "", ""},
 		{"serve public listen without auth", []string{"serve", "--listen", "0.0.0.0:0"}, 2, "", "no auth is configured"},

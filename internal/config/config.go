@@ -100,6 +100,7 @@ func normalize(c *Config) {
 	for _, s := range c.Servers {
 		if s != nil {
 			applyModeDefaults(s)
+			applyWorkspaceDefaults(s)
 		}
 	}
 	if u, err := normalizePublicURL(c.PublicURL); err == nil {

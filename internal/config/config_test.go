@@ -68,6 +68,7 @@ func defaultServer(name string, command ...string) *Server {
 	s := newServer(name)
 	s.Command = command
 	applyModeDefaults(s)
+	applyWorkspaceDefaults(s)
 	return s
 }
 
@@ -174,6 +175,7 @@ func TestParseFull(t *testing.T) {
 				Allow:                 []string{"*@example.com", "laptop", "bob@example.com"},
 				Rate:                  &Rate{RequestsPerSecond: 5, Burst: 5, Per: "identity"},
 				SessionRate:           &Rate{RequestsPerSecond: 1, Burst: 3, Per: "identity"},
+				Sandbox:               SandboxNone,
 			},
 			"git_2": defaultServer("git_2", "mcp-server-git"),
 		},
@@ -313,6 +315,7 @@ func TestDefaultsDocumented(t *testing.T) {
 
 			MinProcesses:          0,
 			MaxInflightPerProcess: 16,
+			Sandbox:               SandboxNone,
 		}},
 	}
 	got := mustParse(t, "servers: {s: {command: [x]}}", nil)
@@ -906,7 +909,11 @@ func TestCheckMountSource(t *testing.T) {
 		{src: "/var/run", want: "sensitive"},
 		{src: "/var/lib/docker/volumes", want: "sensitive"},
 		{src: "/srv/docker.sock", want: "Docker socket"},
-		{src: "/home/me/.ssh", want: "home directory or ~/.ssh"},
+		{src: "/home/me/.ssh", want: "~/.ssh"},
+		{src: "/home/me/.aws/x", want: "~/.aws"},
+		{src: "/home/me/.docker", want: "~/.docker"},
+		{src: "/home/me/.kube", want: "~/.kube"},
+		{src: "/home/me/.gnupg", want: "~/.gnupg"},
 		{src: "/home/me", want: "home directory"},
 		{src: "/srv/other/.ssh", want: ".ssh"},
 		{src: "/srv/../etc", want: "sensitive"},
@@ -1350,8 +1357,14 @@ func TestDocsExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The workspace examples name ${PROJECTS_DIR}: a real directory, since
+	// workspaces are checked against the file system.
+	projects := t.TempDir()
+	if err := os.Mkdir(projects+"/book-b", 0o755); err != nil {
+		t.Fatal(err)
+	}
 	env := envOf(map[string]string{"MCPGW_BIN": "/usr/bin/mcpgw", "GITHUB_TOKEN": "x",
-		"MCPGW_CI_TOKEN": ciToken, "MCPGW_LAPTOP_TOKEN": ciToken})
+		"MCPGW_CI_TOKEN": ciToken, "MCPGW_LAPTOP_TOKEN": ciToken, "PROJECTS_DIR": projects})
 	blocks := strings.Split(string(doc), "```yaml\n")[1:]
 	if len(blocks) < 5 {
 		t.Fatalf("found %d YAML examples in docs/config.md, want at least 5", len(blocks))

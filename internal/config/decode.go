@@ -32,8 +32,8 @@ const (
 // Keys that DESIGN.md documents but this version does not implement. They
 // get their own message so that an operator does not hunt for a typo.
 var (
-	reservedTopKeys    = []string{"workspaces"}
-	reservedServerKeys = []string{"workspaces", "sandbox", "read_paths"}
+	reservedTopKeys    []string
+	reservedServerKeys []string
 )
 
 // field decodes the value node n found at key path.
@@ -133,6 +133,7 @@ func (d *decoder) decode(data []byte) *Config {
 		"trusted_proxies": d.prefixes(&c.TrustedProxies),
 		"rate":            d.rate(&c.Rate),
 		"session_rate":    d.rate(&c.SessionRate),
+		"workspaces":      d.env(&c.Workspaces),
 	}, reservedTopKeys)
 	return c
 }
@@ -174,6 +175,9 @@ func (d *decoder) servers(path string, n *yaml.Node, c *Config) {
 			"rate":                     d.rate(&s.Rate),
 			"session_rate":             d.rate(&s.SessionRate),
 			"container":                func(path string, n *yaml.Node) { d.container(path, n, s) },
+			"workspaces":               func(path string, n *yaml.Node) { d.mounts(path, n, s) },
+			"sandbox":                  d.str(&s.Sandbox),
+			"read_paths":               d.strList(&s.ReadPaths, `; list absolute paths, e.g. [/opt/node]`),
 		}, reservedServerKeys)
 	}
 }
@@ -196,6 +200,34 @@ func (d *decoder) container(path string, n *yaml.Node, s *Server) {
 		"cap_add":    d.strList(&c.CapAdd, `; list capabilities, e.g. [NET_BIND_SERVICE]`),
 		"pull":       d.str(&c.Pull),
 	}, nil)
+}
+
+// mounts decodes a server's workspaces: a list of {name, subpath, target,
+// mode} mappings (issue 7).
+func (d *decoder) mounts(path string, n *yaml.Node, s *Server) {
+	n = d.resolve(n)
+	if isNull(n) || d.badTag(path, n) {
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.addf(path, n, "must be a list, not %s; e.g. [{name: projects, mode: ro}]", kindName(n))
+		return
+	}
+	for i, item := range n.Content {
+		if !d.spend() {
+			return
+		}
+		p := fmt.Sprintf("%s[%d]", path, i)
+		d.lines[p] = item.Line
+		m := Mount{Mode: defaultMountMode}
+		d.mapping(p, item, fields{
+			"name":    d.str(&m.Name),
+			"subpath": d.str(&m.Subpath),
+			"target":  d.str(&m.Target),
+			"mode":    d.str(&m.Mode),
+		}, nil)
+		s.Workspaces = append(s.Workspaces, m)
+	}
 }
 
 // mapping decodes the mapping n at path with known, reporting keys that are

@@ -175,6 +175,33 @@ func applyModeDefaults(s *Server) {
 	}
 }
 
+// defaultMountMode is a workspace mount's mode when none is given: the
+// least access (issue 7).
+const defaultMountMode = "ro"
+
+// applyWorkspaceDefaults fills the defaults that depend on other keys: a
+// container mount's target is /workspace/NAME; a native server with
+// workspaces is confined with Landlock unless it says otherwise, one
+// without is not (issue 7); a container has no native sandbox.
+func applyWorkspaceDefaults(s *Server) {
+	for i := range s.Workspaces {
+		m := &s.Workspaces[i]
+		if s.Runtime == "container" && m.Target == "" && m.Name != "" {
+			m.Target = "/workspace/" + m.Name
+		}
+	}
+	if s.Sandbox == "" {
+		switch {
+		case s.Runtime == "container":
+			s.Sandbox = SandboxNone
+		case len(s.Workspaces) > 0:
+			s.Sandbox = SandboxLandlock
+		default:
+			s.Sandbox = SandboxNone
+		}
+	}
+}
+
 // newContainer returns the container block of a server that sets nothing in
 // it but (possibly) its image.
 func newContainer() *Container {

@@ -39,6 +39,10 @@ type Config struct {
 	// SessionRate limits new sessions (initialize requests) across all
 	// servers; nil: no limit beyond Rate.
 	SessionRate *Rate
+	// Workspaces maps a workspace name to its host directory, as written
+	// (issue 7). Servers mount them through Server.Workspaces, which hold
+	// the resolved paths.
+	Workspaces map[string]string
 }
 
 // Auth modes (Auth.Mode).
@@ -139,7 +143,48 @@ type Server struct {
 
 	// Container is set exactly when Runtime is "container" (issue 3).
 	Container *Container
+
+	// Workspaces are the host directories the server may use (issue 7),
+	// in file order; the first is its working directory.
+	Workspaces []Mount
+	// Sandbox is how a native server is confined: SandboxLandlock,
+	// SandboxBestEffort or SandboxNone. Its default is landlock for a
+	// server with workspaces and none for one without. Containers are
+	// confined by their mounts and have SandboxNone.
+	Sandbox string
+	// ReadPaths are extra absolute paths a sandboxed native server may
+	// read (and execute from), resolved to real paths.
+	ReadPaths []string
 }
+
+// Sandbox modes (Server.Sandbox).
+const (
+	// SandboxLandlock confines a native server with Landlock and refuses
+	// to start it where the kernel lacks Landlock.
+	SandboxLandlock = "landlock"
+	// SandboxBestEffort is landlock where the kernel has it, and an
+	// unconfined server (with a warning) where it does not.
+	SandboxBestEffort = "best_effort"
+	// SandboxNone runs the server unconfined; not allowed with workspaces.
+	SandboxNone = "none"
+)
+
+// Mount is one workspace that a server uses.
+type Mount struct {
+	Name    string // key of Config.Workspaces
+	Subpath string // relative path inside the workspace, "" for all of it
+	// Target is where a container sees the directory (default
+	// /workspace/NAME); "" for native servers, which see HostPath.
+	Target string
+	Mode   string // ro (default) | rw
+	// HostPath is the real path of the workspace joined with Subpath,
+	// all symlinks resolved at load time. It is what is mounted or
+	// allowed, and it is checked again at every start (VerifyMount).
+	HostPath string
+}
+
+// ReadOnly reports whether the mount is read-only.
+func (m Mount) ReadOnly() bool { return m.Mode != "rw" }
 
 // Container is the per-server container block (DESIGN.md, issue 3). The
 // hardening that is not configurable (no privileged mode, CapDrop ALL,

@@ -93,6 +93,7 @@ func (v *validator) config(c *Config) {
 		}
 	}
 
+	v.workspaces(c)
 	if len(c.Servers) == 0 {
 		v.add("servers", `at least one server is required, e.g. servers: {fs: {command: ["mcp-server-filesystem", "/srv"]}}`)
 	}
@@ -259,8 +260,8 @@ func (v *validator) container(path string, c *Container) {
 
 // CheckMountSource reports why a host path must not be bind-mounted into a
 // container, or nil (issue 3). home is the gateway user's home directory
-// ("" = unknown). Issue 7 (workspaces) calls it for every mount it adds;
-// this version mounts nothing from the host.
+// ("" = unknown). Workspaces (issue 7) are checked with it as written and
+// after resolving symlinks.
 func CheckMountSource(src, home string) error {
 	if !filepath.IsAbs(src) {
 		return errors.New("must be an absolute host path")
@@ -275,9 +276,14 @@ func CheckMountSource(src, home string) error {
 		}
 	}
 	if home != "" {
-		ssh := filepath.Join(filepath.Clean(home), ".ssh")
-		if clean == ssh || strings.HasPrefix(clean, ssh+"/") || clean == filepath.Clean(home) {
-			return errors.New("must not be the home directory or ~/.ssh: it holds credentials")
+		if clean == filepath.Clean(home) {
+			return errors.New("must not be the home directory: it holds credentials")
+		}
+		for _, d := range []string{".ssh", ".aws", ".docker", ".kube", ".gnupg"} {
+			cred := filepath.Join(filepath.Clean(home), d)
+			if clean == cred || strings.HasPrefix(clean, cred+"/") {
+				return fmt.Errorf("must not be ~/%s or below it: it holds credentials", d)
+			}
 		}
 	}
 	if filepath.Base(clean) == ".ssh" || strings.Contains(clean, "/.ssh/") {

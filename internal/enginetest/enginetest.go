@@ -11,6 +11,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -30,9 +32,15 @@ import (
 // EnvRequire set to "1" makes a missing engine a test failure.
 const EnvRequire = "MCPGW_REQUIRE_DOCKER"
 
-// Image is the tag of the test image: /mcpgw-testserver in an image FROM
-// scratch, as its ENTRYPOINT.
+// Image is the start of the test image's tag (TestImage adds a digest):
+// /mcpgw-testserver in an image FROM scratch, as its ENTRYPOINT.
 const Image = "mcpgw-testserver:test"
+
+// imageTag is the tag TestImage built: Image plus a digest of the test
+// server binary, because every worktree and CI job on one engine builds
+// the test image, and a shared tag could be replaced under a running test
+// by another build of different code.
+var imageTag string
 
 // Client returns a client of the engine at DOCKER_HOST (or the default
 // socket). It skips tb when no engine answers, or fails it if EnvRequire
@@ -63,7 +71,8 @@ var (
 	imageErr  error
 )
 
-// TestImage builds Image once per test process and returns its tag. It
+// TestImage builds the test image once per test process and returns its
+// tag. It
 // calls Client, so it skips or fails like Client does.
 func TestImage(tb testing.TB) string {
 	tb.Helper()
@@ -72,7 +81,7 @@ func TestImage(tb testing.TB) string {
 	if imageErr != nil {
 		tb.Fatalf("building the test image: %v", imageErr)
 	}
-	return Image
+	return imageTag
 }
 
 func buildImage(cli *client.Client) error {
@@ -91,6 +100,8 @@ func buildImage(cli *client.Client) error {
 	if err != nil {
 		return err
 	}
+	sum := sha256.Sum256(exe)
+	imageTag = Image + "-" + hex.EncodeToString(sum[:6])
 	dockerfile := []byte("FROM scratch\nCOPY mcpgw-testserver /mcpgw-testserver\nENTRYPOINT [\"/mcpgw-testserver\"]\n")
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -111,7 +122,7 @@ func buildImage(cli *client.Client) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	res, err := cli.ImageBuild(ctx, &buf, client.ImageBuildOptions{Tags: []string{Image}, Remove: true, ForceRemove: true})
+	res, err := cli.ImageBuild(ctx, &buf, client.ImageBuildOptions{Tags: []string{imageTag}, Remove: true, ForceRemove: true})
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/mcpgw/mcpgw/internal/config"
 	"github.com/mcpgw/mcpgw/internal/demo"
 	"github.com/mcpgw/mcpgw/internal/proctest"
+	"github.com/mcpgw/mcpgw/internal/sandbox"
 	"github.com/mcpgw/mcpgw/internal/testserver"
 )
 
@@ -29,6 +30,9 @@ import (
 // very binary as a real child process, either as the misbehaving test
 // server or as the demo server.
 func TestMain(m *testing.M) {
+	if sandbox.Requested() {
+		os.Exit(sandbox.Main())
+	}
 	if os.Getenv(testserver.EnvVar) == "1" {
 		os.Exit(testserver.Main())
 	}

@@ -16,12 +16,14 @@ func (g *Gateway) handleHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 type serverReadiness struct {
-	Ready     bool   `json:"ready"`
-	Runtime   string `json:"runtime"`
-	Mode      string `json:"mode"`
-	Failed    bool   `json:"failed,omitempty"`
-	Detail    string `json:"detail,omitempty"`
-	Image     string `json:"image,omitempty"` // container servers
+	Ready   bool   `json:"ready"`
+	Runtime string `json:"runtime"`
+	Mode    string `json:"mode"`
+	Failed  bool   `json:"failed,omitempty"`
+	Detail  string `json:"detail,omitempty"`
+	Image   string `json:"image,omitempty"` // container servers
+	// Sandbox is how native processes are confined (issue 7).
+	Sandbox   string `json:"sandbox,omitempty"`
 	Sessions  int    `json:"sessions"`
 	Processes int    `json:"processes"`
 }
@@ -75,7 +77,7 @@ func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
 	for _, srv := range g.mgr.Servers() {
 		st := g.mgr.Stats(srv.Name)
 		sr := serverReadiness{Ready: true, Runtime: srv.Config().Runtime, Mode: srv.Config().Mode,
-			Sessions: st.Sessions, Processes: st.Processes}
+			Sessions: st.Sessions, Processes: st.Processes, Sandbox: srv.SandboxState()}
 		if c := srv.Config().Container; c != nil {
 			sr.Image = c.Image
 		}

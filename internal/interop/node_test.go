@@ -22,11 +22,15 @@ import (
 	"github.com/mcpgw/mcpgw/internal/config"
 	"github.com/mcpgw/mcpgw/internal/demo"
 	"github.com/mcpgw/mcpgw/internal/gateway"
+	"github.com/mcpgw/mcpgw/internal/sandbox"
 )
 
 // TestMain doubles as mcpgw's demo server (a Go SDK server), which the
 // gateway under test starts from this very binary.
 func TestMain(m *testing.M) {
+	if sandbox.Requested() {
+		os.Exit(sandbox.Main())
+	}
 	if os.Getenv("MCPGW_TEST_DEMO") == "1" {
 		if err := demo.Run(context.Background(), os.Stdin, os.Stdout, "test"); err != nil {
 			fmt.Fprintln(os.Stderr, err)

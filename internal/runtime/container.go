@@ -19,6 +19,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 )
 
@@ -173,9 +174,20 @@ type ContainerSpec struct {
 	PidsLimit int64    // processes and threads
 	NoFile    int64    // RLIMIT_NOFILE
 	CapAdd    []string // added back after CapDrop ALL (config allowlist)
+	// Mounts are the workspaces (issue 7): bind mounts of resolved host
+	// directories, the only things from the host in the container. The
+	// first one's target is the working directory.
+	Mounts []Mount
 	// KillGrace is the wait after closing stdin and after `docker stop`'s
 	// SIGTERM; zero means 5s.
 	KillGrace time.Duration
+}
+
+// Mount is one bind mount of a host directory.
+type Mount struct {
+	Source   string // absolute, symlink-free host path
+	Target   string // absolute path in the container
+	ReadOnly bool
 }
 
 // Container is a running container whose stdio is attached. It implements
@@ -209,8 +221,8 @@ type Container struct {
 // Always on (issue 3): not privileged, CapDrop ALL, no-new-privileges, the
 // engine's default seccomp profile (no seccomp option is passed), an init
 // process as PID 1 (docker-init/tini) that forwards signals and reaps,
-// private PID, IPC and UTS namespaces, no mounts besides the /tmp tmpfs,
-// and no devices.
+// private PID, IPC and UTS namespaces, no mounts besides the /tmp tmpfs
+// and the workspaces' bind mounts (spec.Mounts), and no devices.
 func (e *Engine) Start(ctx context.Context, spec ContainerSpec) (*Container, error) {
 	grace := spec.KillGrace
 	if grace <= 0 {
@@ -242,6 +254,19 @@ func (e *Engine) Start(ctx context.Context, spec ContainerSpec) (*Container, err
 	if len(spec.Command) > 0 {
 		cfg.Cmd = spec.Command
 	}
+	var mounts []mount.Mount
+	for _, m := range spec.Mounts {
+		mounts = append(mounts, mount.Mount{
+			Type:        mount.TypeBind,
+			Source:      m.Source,
+			Target:      m.Target,
+			ReadOnly:    m.ReadOnly,
+			BindOptions: &mount.BindOptions{Propagation: mount.PropagationRPrivate, CreateMountpoint: false},
+		})
+	}
+	if len(spec.Mounts) > 0 {
+		cfg.WorkingDir = spec.Mounts[0].Target
+	}
 	host := &container.HostConfig{
 		NetworkMode:    container.NetworkMode(spec.Network),
 		Privileged:     false,
@@ -250,6 +275,7 @@ func (e *Engine) Start(ctx context.Context, spec ContainerSpec) (*Container, err
 		SecurityOpt:    []string{"no-new-privileges:true"},
 		ReadonlyRootfs: spec.ReadOnly,
 		Tmpfs:          map[string]string{"/tmp": tmpfs},
+		Mounts:         mounts,
 		Init:           &initTrue,
 		PidMode:        "",        // private PID namespace
 		IpcMode:        "private", // not shareable, not the host's

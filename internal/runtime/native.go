@@ -25,15 +25,20 @@
 package runtime
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mcpgw/mcpgw/internal/sandbox"
 )
 
 // NativeSpec describes one native process.
@@ -48,6 +53,18 @@ type NativeSpec struct {
 	Dir string
 	// KillGrace is the wait after closing stdin and after SIGTERM; zero means 5s.
 	KillGrace time.Duration
+	// Sandbox, when not nil, confines the process with Landlock (issue 7):
+	// the gateway starts itself as package sandbox's shim, which restricts
+	// itself to the rules and execs the command. The command's directory,
+	// /dev/null and a private temporary directory (TMPDIR, removed once the
+	// process is reaped) are added to the rules.
+	Sandbox *Sandbox
+}
+
+// Sandbox is the Landlock policy of a native process.
+type Sandbox struct {
+	Rules      []sandbox.Rule
+	BestEffort bool // see sandbox.Spec
 }
 
 // Process is a running native process in its own process group.
@@ -65,6 +82,7 @@ type Process struct {
 
 	done    chan struct{} // closed once the process has been reaped
 	waitErr error         // valid after done
+	tmpDir  string        // the sandbox's private temporary directory, removed after reaping
 
 	stopOnce sync.Once
 	stopErr  error
@@ -109,10 +127,17 @@ func StartNative(spec NativeSpec) (*Process, error) {
 	}
 	files = append(files, inR, outW, errW)
 
+	argv, env, tmpDir := spec.Command, spec.Env, ""
+	if spec.Sandbox != nil {
+		if path, argv, env, tmpDir, err = sandboxed(path, spec); err != nil {
+			closeAll(inR, inW, outR, outW, errR, errW)
+			return nil, fmt.Errorf("starting %q: %w", spec.Command[0], err)
+		}
+	}
 	cmd := &exec.Cmd{
 		Path:   path,
-		Args:   spec.Command,
-		Env:    spec.Env,
+		Args:   argv,
+		Env:    env,
 		Dir:    spec.Dir,
 		Stdin:  inR,
 		Stdout: outW,
@@ -132,6 +157,9 @@ func StartNative(spec NativeSpec) (*Process, error) {
 	}
 	if err := cmd.Start(); err != nil {
 		closeAll(inR, inW, outR, outW, errR, errW)
+		if tmpDir != "" {
+			_ = os.RemoveAll(tmpDir)
+		}
 		return nil, fmt.Errorf("starting %q: %w", spec.Command[0], err)
 	}
 	closeAll(files...)
@@ -144,6 +172,7 @@ func StartNative(spec NativeSpec) (*Process, error) {
 		stdout: outR,
 		stderr: errR,
 		done:   make(chan struct{}),
+		tmpDir: tmpDir,
 	}
 	// Owner: the Process. It ends when the child is reaped, which Stop
 	// guarantees within its bound.
@@ -158,8 +187,55 @@ func (p *Process) wait() {
 	// id cannot have been reused: members keep it alive, and without members
 	// the signal finds no one.
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	if p.tmpDir != "" {
+		_ = os.RemoveAll(p.tmpDir)
+	}
 	p.waitErr = err
 	close(p.done)
+}
+
+// sandboxed returns the program, argv and environment that start the
+// command at path through the sandbox shim: this very binary, with the
+// spec in sandbox.EnvVar. The shim runs with the pid that Process tracks and
+// execs in place, so the process group and parent-death signal hold.
+func sandboxed(path string, spec NativeSpec) (self string, argv, env []string, tmpDir string, err error) {
+	self, err = os.Executable()
+	if err != nil {
+		return "", nil, nil, "", fmt.Errorf("locating the gateway binary for the sandbox: %w", err)
+	}
+	tmpDir, err = os.MkdirTemp("", "mcpgw-sandbox-")
+	if err != nil {
+		return "", nil, nil, "", fmt.Errorf("creating the sandbox's temporary directory: %w", err)
+	}
+	if real, err := filepath.EvalSymlinks(tmpDir); err == nil {
+		tmpDir = real
+	}
+	rules := append([]sandbox.Rule(nil), spec.Sandbox.Rules...)
+	rules = append(rules,
+		sandbox.Rule{Path: tmpDir, Write: true, Exact: true},
+		sandbox.Rule{Path: filepath.Dir(path)},
+	)
+	// A command reached through a symlink (/usr/local/bin/x → /opt/x/bin/x)
+	// also needs the directory it really lives in.
+	if real, err := filepath.EvalSymlinks(path); err == nil && filepath.Dir(real) != filepath.Dir(path) {
+		rules = append(rules, sandbox.Rule{Path: filepath.Dir(real)})
+	}
+	for _, p := range sandbox.SystemReadPaths {
+		rules = append(rules, sandbox.Rule{Path: p})
+	}
+	b, err := json.Marshal(sandbox.Spec{Path: path, Args: spec.Command, Rules: rules, BestEffort: spec.Sandbox.BestEffort})
+	if err != nil {
+		_ = os.RemoveAll(tmpDir)
+		return "", nil, nil, "", err
+	}
+	env = make([]string, 0, len(spec.Env)+2)
+	for _, kv := range spec.Env {
+		if !strings.HasPrefix(kv, "TMPDIR=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "TMPDIR="+tmpDir, sandbox.EnvVar+"="+string(b))
+	return self, []string{self}, env, tmpDir, nil
 }
 
 // LookPath resolves a command name like exec.LookPath, but against the PATH

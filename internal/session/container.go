@@ -107,6 +107,13 @@ func (s *Server) startContainer(h backend.Handler) (*backend.Backend, error) {
 		return nil, errNoEngine
 	}
 	c := s.cfg.Container
+	if err := s.verifyWorkspaces(); err != nil {
+		return nil, err
+	}
+	var mounts []runtime.Mount
+	for _, w := range s.cfg.Workspaces {
+		mounts = append(mounts, runtime.Mount{Source: w.HostPath, Target: w.Target, ReadOnly: w.ReadOnly()})
+	}
 	// Bounded by the startup timeout (which also bounds a pull) and by
 	// gateway shutdown.
 	ctx, cancel := context.WithTimeout(s.m.ctx, s.cfg.Timeouts.Startup)
@@ -135,6 +142,7 @@ func (s *Server) startContainer(h backend.Handler) (*backend.Backend, error) {
 		PidsLimit: int64(c.PidsLimit),
 		NoFile:    int64(c.NoFile),
 		CapAdd:    c.CapAdd,
+		Mounts:    mounts,
 		KillGrace: s.cfg.Timeouts.KillGrace,
 	})
 	if err != nil {

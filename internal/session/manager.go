@@ -35,6 +35,7 @@ import (
 	"github.com/mcpgw/mcpgw/internal/backend"
 	"github.com/mcpgw/mcpgw/internal/config"
 	"github.com/mcpgw/mcpgw/internal/runtime"
+	"github.com/mcpgw/mcpgw/internal/sandbox"
 )
 
 // Options configure a Manager.
@@ -459,6 +460,10 @@ func newServer(m *Manager, name string, cfg *config.Server) *Server {
 	if cfg.Runtime == "container" {
 		s.env = containerEnv(cfg)
 	}
+	s.env = append(s.env, workspaceEnv(cfg)...)
+	if cfg.Runtime != "container" && cfg.Sandbox == config.SandboxNone {
+		m.log.Info("server runs without a sandbox", "tool", name, "runtime", cfg.Runtime, "sandbox", cfg.Sandbox)
+	}
 	if cfg.Mode == "daemon" {
 		s.pool = newPool(s)
 	}
@@ -497,16 +502,55 @@ func (s *Server) Failing() (bool, string) {
 	return s.pool.state()
 }
 
+// workspaceEnv returns MCPGW_WORKSPACE_<NAME>=path for each of a server's
+// workspaces: the path the server sees (issue 7).
+func workspaceEnv(cfg *config.Server) []string {
+	var out []string
+	for _, w := range cfg.Workspaces {
+		p := w.HostPath
+		if cfg.Runtime == "container" {
+			p = w.Target
+		}
+		out = append(out, config.WorkspaceEnv(w.Name)+"="+p)
+	}
+	return out
+}
+
 // Check reports whether the server's runtime can start it (readiness).
 func (s *Server) Check() error {
 	if s.cfg.Runtime == "container" {
 		return s.checkContainer()
+	}
+	if s.cfg.Sandbox == config.SandboxLandlock {
+		if err := sandbox.Check(); err != nil {
+			return err
+		}
 	}
 	_, err := runtime.LookPath(s.cfg.Command[0], s.env)
 	if err != nil {
 		return fmt.Errorf("command %q: %w", s.cfg.Command[0], err)
 	}
 	return nil
+}
+
+// SandboxState describes, for readiness, how the server's native processes
+// are confined: "none", or the sandbox mode with the kernel's Landlock ABI
+// version or why Landlock is unavailable. It is "" for a container server.
+func (s *Server) SandboxState() string {
+	if s.cfg.Runtime == "container" {
+		return ""
+	}
+	if s.cfg.Sandbox == config.SandboxNone {
+		return config.SandboxNone
+	}
+	abi, err := sandbox.ABI()
+	switch {
+	case err != nil && s.cfg.Sandbox == config.SandboxBestEffort:
+		return s.cfg.Sandbox + ": unconfined, " + err.Error()
+	case err != nil:
+		return s.cfg.Sandbox + ": " + err.Error()
+	}
+	return fmt.Sprintf("%s (landlock ABI %d)", s.cfg.Sandbox, abi)
 }
 
 // acquire takes an in-flight request slot, waiting up to queue_timeout.
@@ -542,12 +586,34 @@ func (s *Server) start(h backend.Handler) (*backend.Backend, error) {
 	if s.cfg.Runtime == "container" {
 		return s.startContainer(h)
 	}
-	proc, err := runtime.StartNative(runtime.NativeSpec{
+	if err := s.verifyWorkspaces(); err != nil {
+		return nil, err
+	}
+	spec := runtime.NativeSpec{
 		Command:   s.cfg.Command,
 		Env:       s.env,
 		Dir:       s.cfg.Workdir,
 		KillGrace: s.cfg.Timeouts.KillGrace,
-	})
+	}
+	if s.cfg.Sandbox != config.SandboxNone {
+		if s.cfg.Sandbox == config.SandboxLandlock {
+			if err := sandbox.Check(); err != nil {
+				return nil, fmt.Errorf("server %q needs sandbox: landlock: %w", s.Name, err)
+			}
+		}
+		sb := &runtime.Sandbox{BestEffort: s.cfg.Sandbox == config.SandboxBestEffort}
+		for _, w := range s.cfg.Workspaces {
+			sb.Rules = append(sb.Rules, sandbox.Rule{Path: w.HostPath, Write: !w.ReadOnly(), Exact: true})
+		}
+		for _, p := range s.cfg.ReadPaths {
+			sb.Rules = append(sb.Rules, sandbox.Rule{Path: p})
+		}
+		spec.Sandbox = sb
+		if spec.Dir == "" && len(s.cfg.Workspaces) > 0 {
+			spec.Dir = s.cfg.Workspaces[0].HostPath
+		}
+	}
+	proc, err := runtime.StartNative(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -558,6 +624,17 @@ func (s *Server) start(h backend.Handler) (*backend.Backend, error) {
 		Logger:          s.m.log,
 	})
 	return b, nil
+}
+
+// verifyWorkspaces re-checks at spawn that every workspace still resolves
+// to the real path checked at load (config.VerifyMount).
+func (s *Server) verifyWorkspaces() error {
+	for _, w := range s.cfg.Workspaces {
+		if err := config.VerifyMount(s.m.cfg.Workspaces[w.Name], w); err != nil {
+			return fmt.Errorf("starting server %q: %w", s.Name, err)
+		}
+	}
+	return nil
 }
 
 // nativeProcess adapts runtime.Process to backend.Process.

@@ -19,10 +19,13 @@ import (
 // answers with a JSON text; failures the probe is looking for (a refused
 // write, a refused dial, a failed fork) are results, not errors.
 
-// ProbeResult is the JSON text of write_file and dial.
+// ProbeResult is the JSON text of write_file, read_file and dial.
 type ProbeResult struct {
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
+	// Text is what read_file read, the working directory for getwd and
+	// the variable's value for getenv.
+	Text string `json:"text,omitempty"`
 }
 
 // ProcStatus is the JSON text of proc_status: the process's ids and the
@@ -47,6 +50,9 @@ type ForkResult struct {
 
 var probeTools = []map[string]any{
 	tool("write_file", "Create path and write a byte to it; answer whether that worked.", props{"path": {"type": "string"}}, "path"),
+	tool("read_file", "Read the file at path; answer with its text or the error.", props{"path": {"type": "string"}}, "path"),
+	tool("getwd", "Answer with the working directory.", nil),
+	tool("getenv", "Answer with the value of the environment variable name.", props{"name": {"type": "string"}}, "name"),
 	tool("dial", "Open a TCP connection to addr (host:port; the host \"gateway\" is the default route's gateway) within 2s; answer whether that worked.", props{"addr": {"type": "string"}}, "addr"),
 	tool("proc_status", "Answer with uid, gid, the open file limit and the CapEff, CapBnd, NoNewPrivs and Seccomp fields of /proc/self/status.", nil),
 	tool("fork_loop", "Start up to count sleeping child processes until starting one fails, stop them all, answer how many started.", props{"count": {"type": "integer", "minimum": 0}}, "count"),
@@ -57,12 +63,13 @@ var probeTools = []map[string]any{
 func (s *server) probe(ctx context.Context, id json.RawMessage, name string, raw json.RawMessage) bool {
 	var a struct {
 		Path  string `json:"path"`
+		Name  string `json:"name"`
 		Addr  string `json:"addr"`
 		Count int    `json:"count"`
 		MB    int    `json:"mb"`
 	}
 	switch name {
-	case "write_file", "dial", "proc_status", "fork_loop", "alloc":
+	case "write_file", "read_file", "getwd", "getenv", "dial", "proc_status", "fork_loop", "alloc":
 	default:
 		return false
 	}
@@ -76,6 +83,19 @@ func (s *server) probe(ctx context.Context, id json.RawMessage, name string, raw
 	switch name {
 	case "write_file":
 		v = result(os.WriteFile(a.Path, []byte("x"), 0o600))
+	case "read_file":
+		b, err := os.ReadFile(a.Path)
+		r := result(err)
+		r.Text = string(b)
+		v = r
+	case "getwd":
+		wd, err := os.Getwd()
+		r := result(err)
+		r.Text = wd
+		v = r
+	case "getenv":
+		val, ok := os.LookupEnv(a.Name)
+		v = ProbeResult{OK: ok, Text: val}
 	case "dial":
 		v = result(dial(a.Addr))
 	case "proc_status":
