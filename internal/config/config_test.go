@@ -175,7 +175,7 @@ func TestParseFull(t *testing.T) {
 				Allow:                 []string{"*@example.com", "laptop", "bob@example.com"},
 				Rate:                  &Rate{RequestsPerSecond: 5, Burst: 5, Per: "identity"},
 				SessionRate:           &Rate{RequestsPerSecond: 1, Burst: 3, Per: "identity"},
-				Sandbox:               SandboxNone,
+				Sandbox:               SandboxLandlock,
 			},
 			"git_2": defaultServer("git_2", "mcp-server-git"),
 		},
@@ -315,7 +315,7 @@ func TestDefaultsDocumented(t *testing.T) {
 
 			MinProcesses:          0,
 			MaxInflightPerProcess: 16,
-			Sandbox:               SandboxNone,
+			Sandbox:               SandboxLandlock,
 		}},
 	}
 	got := mustParse(t, "servers: {s: {command: [x]}}", nil)

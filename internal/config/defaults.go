@@ -194,10 +194,10 @@ func applyWorkspaceDefaults(s *Server) {
 		switch {
 		case s.Runtime == "container":
 			s.Sandbox = SandboxNone
-		case len(s.Workspaces) > 0:
-			s.Sandbox = SandboxLandlock
 		default:
-			s.Sandbox = SandboxNone
+			// Every native server is confined unless its configuration
+			// opts out with sandbox: none (issue 7).
+			s.Sandbox = SandboxLandlock
 		}
 	}
 }

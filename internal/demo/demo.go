@@ -37,8 +37,9 @@ type Options struct {
 // Server is the demo MCP server. It may serve any number of sessions, one per
 // call to [Server.Serve], concurrently.
 type Server struct {
-	mcp  *mcp.Server
-	root *os.Root
+	mcp     *mcp.Server
+	root    *os.Root // nil when the directory could not be opened
+	rootErr error    // why root is nil
 }
 
 // New returns a demo server that reports version as its implementation
@@ -52,11 +53,15 @@ func New(version string, opts *Options) (*Server, error) {
 	if dir == "" {
 		dir = "."
 	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return nil, fmt.Errorf("opening demo root %q: %w", dir, err)
+	// A sandboxed demo server (mcpgw's default: Landlock without
+	// workspaces) may not read its working directory at all; it then still
+	// serves echo, now and sleep, and the file tools say why they cannot work.
+	root, rootErr := os.OpenRoot(dir)
+	if rootErr != nil {
+		rootErr = fmt.Errorf("the directory %q is not accessible to this server (%w); give it a workspace to read files", dir, rootErr)
 	}
 	s := &Server{
+		rootErr: rootErr,
 		mcp: mcp.NewServer(&mcp.Implementation{Name: Name, Version: version}, &mcp.ServerOptions{
 			Instructions: "mcpgw demo server: echo text, tell the time, list and read files " +
 				"under the server's working directory, and sleep with progress notifications.",
@@ -64,7 +69,7 @@ func New(version string, opts *Options) (*Server, error) {
 		root: root,
 	}
 	if err := s.addTools(); err != nil {
-		return nil, errors.Join(err, root.Close())
+		return nil, errors.Join(err, s.Close())
 	}
 	return s, nil
 }
@@ -107,6 +112,9 @@ func (s *Server) Serve(ctx context.Context, t mcp.Transport) error {
 // Close releases the server's root directory. Sessions still being served
 // fail their file tools afterwards. Close may be called more than once.
 func (s *Server) Close() error {
+	if s.root == nil {
+		return nil
+	}
 	if err := s.root.Close(); err != nil {
 		return fmt.Errorf("closing demo root: %w", err)
 	}

@@ -559,3 +559,22 @@ func TestRun(t *testing.T) {
 		t.Errorf("Run after the client hung up = %v, want nil", err)
 	}
 }
+
+// A sandboxed server may not read its working directory: it still serves
+// the other tools, and the file tools explain what is missing.
+func TestUnreadableRoot(t *testing.T) {
+	cs := connect(t, &Options{Root: filepath.Join(t.TempDir(), "missing")}, nil)
+	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "still here"}})
+	if err != nil || res.IsError || res.Content[0].(*mcp.TextContent).Text != "still here" {
+		t.Fatalf("echo: %v %+v", err, res)
+	}
+	for _, tool := range []string{"list_files", "read_file"} {
+		res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: tool, Arguments: map[string]any{"path": "x"}})
+		if err != nil {
+			t.Fatalf("%s: %v", tool, err)
+		}
+		if !res.IsError || !strings.Contains(res.Content[0].(*mcp.TextContent).Text, "give it a workspace") {
+			t.Errorf("%s: %+v, want a tool error saying a workspace is needed", tool, res.Content)
+		}
+	}
+}

@@ -46,6 +46,9 @@ func (s *Server) listFiles(_ context.Context, _ *mcp.CallToolRequest, in listFil
 	if dir == "" {
 		dir = "."
 	}
+	if s.root == nil {
+		return nil, listFilesResult{}, s.rootErr
+	}
 	f, err := s.root.Open(dir)
 	if err != nil {
 		return nil, listFilesResult{}, pathError("listing", dir, err)
@@ -86,6 +89,9 @@ func (s *Server) listFiles(_ context.Context, _ *mcp.CallToolRequest, in listFil
 func (s *Server) readFile(_ context.Context, _ *mcp.CallToolRequest, in readFileArgs) (*mcp.CallToolResult, any, error) {
 	if in.Path == "" {
 		return nil, nil, errors.New("path is required")
+	}
+	if s.root == nil {
+		return nil, nil, s.rootErr
 	}
 	// Stat before opening: opening a FIFO would block until a writer appears,
 	// and a directory or device has no text to return.

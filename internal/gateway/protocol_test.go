@@ -180,7 +180,8 @@ func TestChildEnvironmentIsExplicit(t *testing.T) {
 	}
 	for k := range env {
 		switch k {
-		case "PATH", "HOME", "LANG", "TZ", "MCPGW_TESTSERVER", "API_TOKEN":
+		case "PATH", "HOME", "LANG", "TZ", "MCPGW_TESTSERVER", "API_TOKEN",
+			"TMPDIR": // the sandbox's private temporary directory
 		default:
 			t.Errorf("child inherited %s", k)
 		}

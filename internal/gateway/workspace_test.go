@@ -168,3 +168,24 @@ func checkWorkspaces(t *testing.T, c *mcp.ClientSession, roSeen, rwSeen, outside
 		t.Errorf("reading a host file outside every workspace: %+v, want an error", got)
 	}
 }
+
+// Where the kernel lacks Landlock, a server that needs it refuses to start
+// (503) and readiness says why, unless it accepts sandbox: best_effort.
+// This kernel has Landlock: its absence is simulated in the gateway process
+// (sandbox.SimulateUnavailable, a named test seam).
+func TestLandlockUnavailable(t *testing.T) {
+	restore := sandbox.SimulateUnavailable("landlock unavailable: simulated by the test")
+	defer restore()
+	h := newHarness(t, baseYAML+serverYAML("strict", "")+serverYAML("lenient", "    sandbox: best_effort\n"))
+	r := h.post("strict", fmt.Sprintf(initBody, "2025-06-18"), nil)
+	if r.Status != http.StatusServiceUnavailable || !strings.Contains(string(r.Body), "landlock unavailable") {
+		t.Errorf("sandbox: landlock without Landlock: %d %s, want 503 saying why", r.Status, r.Body)
+	}
+	if r := h.post("lenient", fmt.Sprintf(initBody, "2025-06-18"), nil); r.Status != http.StatusOK {
+		t.Errorf("sandbox: best_effort without Landlock: %d %s, want 200", r.Status, r.Body)
+	}
+	rr := h.do(mustReq(t, http.MethodGet, h.base+"/readyz"))
+	if rr.Status != http.StatusServiceUnavailable || !strings.Contains(string(rr.Body), "landlock unavailable") {
+		t.Errorf("readyz: %d %s, want 503 naming the reason", rr.Status, rr.Body)
+	}
+}

@@ -143,20 +143,31 @@ func packageBin(dir, pkg string) (string, error) {
 // serversYAML publishes server-everything, server-filesystem (on fsDir)
 // and mcpgw's demo server in both modes: ev/evd, fs/fsd and demo/demod (the
 // d is for daemon).
+//
+// Every native server runs under the default Landlock sandbox: the npm
+// packages are readable through read_paths, and server-filesystem's
+// directory is a read-only workspace.
 const serversYAML = `listen: 127.0.0.1:0
+workspaces: {files: "${FSDIR}"}
 servers:
   ev:
     command: ["${NODE}", "${EVERYTHING}", "stdio"]
+    read_paths: ["${INTEROP}"]
     max_concurrent: 8
   evd:
     mode: daemon
     command: ["${NODE}", "${EVERYTHING}", "stdio"]
+    read_paths: ["${INTEROP}"]
     max_concurrent: 8
   fs:
     command: ["${NODE}", "${FILESYSTEM}", "${FSDIR}"]
+    read_paths: ["${INTEROP}"]
+    workspaces: [{name: files, mode: ro}]
   fsd:
     mode: daemon
     command: ["${NODE}", "${FILESYSTEM}", "${FSDIR}"]
+    read_paths: ["${INTEROP}"]
+    workspaces: [{name: files, mode: ro}]
   demo:
     command: ["${TESTBIN}"]
     env: {MCPGW_TEST_DEMO: "1"}
@@ -197,7 +208,11 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vars := map[string]string{"TESTBIN": self, "NODE": ne.node, "EVERYTHING": ne.everything, "FILESYSTEM": ne.filesystem, "FSDIR": fsDir}
+	interopDir, err := filepath.EvalSymlinks(ne.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"TESTBIN": self, "NODE": ne.node, "EVERYTHING": ne.everything, "FILESYSTEM": ne.filesystem, "FSDIR": fsDir, "INTEROP": interopDir}
 	cfg, err := config.Parse([]byte(serversYAML), func(k string) (string, bool) {
 		if v, ok := vars[k]; ok {
 			return v, true

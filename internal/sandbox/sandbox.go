@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -67,6 +68,19 @@ type Spec struct {
 // interpreter needs to start.
 var SystemReadPaths = []string{"/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc", "/opt"}
 
+// simulated, when set, is the reason ABI reports Landlock as unavailable.
+var simulated atomic.Pointer[string]
+
+// SimulateUnavailable makes ABI (and so Check) in this process report
+// Landlock as unavailable with reason, until restore is called. It is a
+// test seam: the kernels this project is tested on have Landlock, and the
+// refusal path must be tested all the same. The shim of a started server
+// still sees the real kernel.
+func SimulateUnavailable(reason string) (restore func()) {
+	simulated.Store(&reason)
+	return func() { simulated.Store(nil) }
+}
+
 // Requested reports whether this process was started as the shim.
 func Requested() bool {
 	_, ok := os.LookupEnv(EnvVar)
@@ -76,6 +90,9 @@ func Requested() bool {
 // ABI returns the kernel's Landlock ABI version, or an error saying why
 // Landlock is unavailable (not built in, disabled at boot, or not Linux).
 func ABI() (int, error) {
+	if r := simulated.Load(); r != nil {
+		return 0, errors.New(*r)
+	}
 	v, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
 	if errno != 0 {
 		switch errno {
