@@ -213,7 +213,15 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	vars := map[string]string{"TESTBIN": self, "NODE": ne.node, "EVERYTHING": ne.everything, "FILESYSTEM": ne.filesystem, "FSDIR": fsDir, "INTEROP": interopDir}
-	cfg, err := config.Parse([]byte(serversYAML), func(k string) (string, bool) {
+	return startFixture(t, ne, serversYAML, vars, fsDir)
+}
+
+// startFixture parses yaml with vars (then the environment) for ${…} and
+// starts a gateway with it on a loopback port, shut down at the end of the
+// test; its last log lines are shown when the test fails.
+func startFixture(t testing.TB, ne *nodeEnv, yaml string, vars map[string]string, fsDir string) *fixture {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yaml), func(k string) (string, bool) {
 		if v, ok := vars[k]; ok {
 			return v, true
 		}

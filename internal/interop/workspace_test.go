@@ -1,21 +1,14 @@
 package interop
 
 import (
-	"context"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/mcpgw/mcpgw/internal/config"
-	"github.com/mcpgw/mcpgw/internal/gateway"
 	"github.com/mcpgw/mcpgw/internal/sandbox"
 )
 
@@ -41,45 +34,14 @@ func TestFilesystemReadOnlyWorkspace(t *testing.T) {
 		t.Fatal(err)
 	}
 	vars := map[string]string{"NODE": ne.node, "FILESYSTEM": ne.filesystem, "FSDIR": dir, "INTEROP": interopDir}
-	cfg, err := config.Parse([]byte(`listen: 127.0.0.1:0
+	f := startFixture(t, ne, `listen: 127.0.0.1:0
 workspaces: {docs: "${FSDIR}"}
 servers:
   fsro:
     command: ["${NODE}", "${FILESYSTEM}", "${FSDIR}"]
     workspaces: [{name: docs, mode: ro}]
     read_paths: ["${INTEROP}"]
-`), func(k string) (string, bool) {
-		if v, ok := vars[k]; ok {
-			return v, true
-		}
-		return os.LookupEnv(k)
-	})
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	logs := &syncBuffer{}
-	g := gateway.New(cfg, &gateway.Options{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Getenv: os.LookupEnv, Version: "interop-test"})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- g.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := g.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		http.DefaultClient.CloseIdleConnections()
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", logs.String())
-		}
-	})
-	f := &fixture{node: ne, base: "http://" + ln.Addr().String(), fsDir: dir, logs: logs}
+`, vars, dir)
 	cs := connectGo(t, f, "fsro", "streamable", nil)
 
 	if got := callTexts(t, cs, &mcp.CallToolParams{Name: "list_directory", Arguments: map[string]any{"path": dir}}); !slices.Equal(got, []string{"[FILE] hello.txt"}) {
