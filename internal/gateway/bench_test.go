@@ -210,14 +210,20 @@ servers:
     queue_timeout: 10s
 `
 
-// directSession starts the demo server and connects to it over stdio.
-func directSession(b *testing.B) *mcp.ClientSession {
+// demoCommand runs this test binary as the demo server (TestMain).
+func demoCommand(b *testing.B) *exec.Cmd {
 	self, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
 	}
 	cmd := exec.Command(self)
 	cmd.Env = []string{"MCPGW_TEST_DEMO=1", "PATH=" + os.Getenv("PATH")}
+	return cmd
+}
+
+// directSession starts the demo server and connects to it over stdio.
+func directSession(b *testing.B) *mcp.ClientSession {
+	cmd := demoCommand(b)
 	client := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
 	cs, err := client.Connect(context.Background(), &mcp.CommandTransport{Command: cmd}, nil)
 	if err != nil {
@@ -273,25 +279,7 @@ func BenchmarkEchoGateway64Sessions(b *testing.B) {
 func BenchmarkSessionSetupDaemon(b *testing.B) {
 	h := newHarness(b, benchDaemonYAML)
 	h.connect("demo", nil) // the pool's process is up before timing starts
-	client := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
-	hc := &http.Client{Transport: &http.Transport{}}
-	defer hc.CloseIdleConnections()
-	samples := make([]time.Duration, 0, b.N)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		start := time.Now()
-		cs, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: h.url("demo"), HTTPClient: hc}, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := cs.CallTool(context.Background(), echoArgs()); err != nil {
-			b.Fatal(err)
-		}
-		samples = append(samples, time.Since(start))
-		_ = cs.Close()
-	}
-	b.StopTimer()
-	reportLatency(b, samples)
+	benchSetup(b, h, "demo")
 }
 
 // The raw benchmarks take the SDK client out of the measurement: in
@@ -310,14 +298,15 @@ type rawStdio struct {
 }
 
 func newRawStdio(b *testing.B) *rawStdio {
-	self, err := os.Executable()
+	cmd := demoCommand(b)
+	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command(self)
-	cmd.Env = []string{"MCPGW_TEST_DEMO=1", "PATH=" + os.Getenv("PATH")}
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
