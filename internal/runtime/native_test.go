@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bufio"
 	"io"
 	"strings"
 	"syscall"
@@ -23,11 +24,11 @@ func TestStopSequence(t *testing.T) {
 		// The exit status proves which step ended the process; the minimum
 		// times prove that each grace period was waited out.
 		// exits on stdin EOF: step 1 suffices
-		{"exits on EOF", "cat >/dev/null", 0, 2 * time.Second, "exit status 0"},
+		{"exits on EOF", "echo ready >&2; cat >/dev/null", 0, 2 * time.Second, "exit status 0"},
 		// ignores EOF, dies on SIGTERM: step 2
-		{"dies on SIGTERM", "exec sleep 100", 200 * time.Millisecond, 3 * time.Second, "terminated"},
+		{"dies on SIGTERM", "echo ready >&2; exec sleep 100", 200 * time.Millisecond, 3 * time.Second, "terminated"},
 		// ignores EOF and SIGTERM: step 3
-		{"needs SIGKILL", "trap '' TERM; while :; do sleep 0.05; done", 400 * time.Millisecond, 3 * time.Second, "killed"},
+		{"needs SIGKILL", "trap '' TERM; echo ready >&2; while :; do sleep 0.05; done", 400 * time.Millisecond, 3 * time.Second, "killed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -36,8 +37,13 @@ func TestStopSequence(t *testing.T) {
 				t.Fatal(err)
 			}
 			go io.Copy(io.Discard, p.Stdout())
-			go io.Copy(io.Discard, p.Stderr())
-			time.Sleep(50 * time.Millisecond) // let the shell install its trap; the timings below depend on it
+			// The script says "ready" once its trap is installed: the
+			// timings below depend on it.
+			stderr := bufio.NewReader(p.Stderr())
+			if line, err := stderr.ReadString('\n'); err != nil || line != "ready\n" {
+				t.Fatalf("waiting for the script: %q %v", line, err)
+			}
+			go io.Copy(io.Discard, stderr)
 			start := time.Now()
 			if err := p.Stop(); err != nil {
 				t.Fatal(err)
