@@ -157,9 +157,6 @@ func New(proc Process, handler Handler, opts Options) *Backend {
 	return b
 }
 
-// Started is when the process was started.
-func (b *Backend) Started() time.Time { return b.started }
-
 // ID is the process identifier for logs.
 func (b *Backend) ID() string { return b.proc.ID() }
 
@@ -171,13 +168,6 @@ func (b *Backend) Err() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.err
-}
-
-// Pending is the number of requests awaiting a reply.
-func (b *Backend) Pending() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.pending)
 }
 
 // Call writes request m with a fresh gateway id and registers w for its

@@ -104,9 +104,6 @@ func New(cfg *config.Config, opts *Options) *Gateway {
 	return g
 }
 
-// Manager exposes the session manager (tests, readiness).
-func (g *Gateway) Manager() *session.Manager { return g.mgr }
-
 // Serve accepts connections on ln until Shutdown. It returns nil after a
 // clean shutdown.
 func (g *Gateway) Serve(ln net.Listener) error {

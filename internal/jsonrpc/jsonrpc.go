@@ -265,11 +265,10 @@ type paramsMeta struct {
 	Meta *struct {
 		ProgressToken json.RawMessage `json:"progressToken"`
 	} `json:"_meta"`
-	ProgressToken   json.RawMessage `json:"progressToken"`
-	RequestID       json.RawMessage `json:"requestId"`
-	Level           string          `json:"level"`
-	ProtocolVersion string          `json:"protocolVersion"`
-	URI             string          `json:"uri"`
+	ProgressToken json.RawMessage `json:"progressToken"`
+	RequestID     json.RawMessage `json:"requestId"`
+	Level         string          `json:"level"`
+	URI           string          `json:"uri"`
 }
 
 // Fields holds the few params members the gateway routes on.
@@ -282,8 +281,6 @@ type Fields struct {
 	RequestID json.RawMessage
 	// Level is params.level of logging notifications.
 	Level string
-	// ProtocolVersion is params.protocolVersion of initialize.
-	ProtocolVersion string
 	// URI is params.uri of resources/subscribe and resources/updated.
 	URI string
 }
@@ -307,7 +304,7 @@ func ParamsFields(params json.RawMessage) Fields {
 	if err := json.Unmarshal(params, &p); err != nil {
 		return Fields{}
 	}
-	f := Fields{ProgressToken: p.ProgressToken, RequestID: p.RequestID, Level: p.Level, ProtocolVersion: p.ProtocolVersion, URI: p.URI}
+	f := Fields{ProgressToken: p.ProgressToken, RequestID: p.RequestID, Level: p.Level, URI: p.URI}
 	if p.Meta != nil {
 		f.MetaProgressToken = p.Meta.ProgressToken
 	}

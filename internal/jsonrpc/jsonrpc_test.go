@@ -98,8 +98,8 @@ func TestParseBatch(t *testing.T) {
 }
 
 func TestParamsFields(t *testing.T) {
-	f := ParamsFields(json.RawMessage(`{"_meta":{"progressToken":"tok"},"requestId":7,"progressToken":3,"level":"info","protocolVersion":"2025-06-18"}`))
-	want := Fields{MetaProgressToken: json.RawMessage(`"tok"`), ProgressToken: json.RawMessage(`3`), RequestID: json.RawMessage(`7`), Level: "info", ProtocolVersion: "2025-06-18"}
+	f := ParamsFields(json.RawMessage(`{"_meta":{"progressToken":"tok"},"requestId":7,"progressToken":3,"level":"info","uri":"file:///x"}`))
+	want := Fields{MetaProgressToken: json.RawMessage(`"tok"`), ProgressToken: json.RawMessage(`3`), RequestID: json.RawMessage(`7`), Level: "info", URI: "file:///x"}
 	if d := cmp.Diff(want, f); d != "" {
 		t.Errorf("(-want +got):\n%s", d)
 	}

@@ -56,7 +56,6 @@ type Session struct {
 
 	closeOnce sync.Once
 	closeErr  error
-	closed    chan struct{}
 }
 
 // clientCaps are the client capabilities the gateway checks before routing
@@ -81,17 +80,11 @@ type heldMsg struct {
 // ID is the Mcp-Session-Id.
 func (s *Session) ID() string { return s.id }
 
-// Server is the session's server.
-func (s *Session) Server() *Server { return s.srv }
-
 // ProtocolVersion is the version negotiated in initialize.
 func (s *Session) ProtocolVersion() string { return s.protocolVersion }
 
 // ClientName is the client's clientInfo "name/version", for logs.
 func (s *Session) ClientName() string { return s.clientName }
-
-// Closed is closed once the session has ended.
-func (s *Session) Closed() <-chan struct{} { return s.closed }
 
 // isGone reports whether the session takes no new requests: it was ended,
 // reclaimed or expired, or (launcher) its process has failed.
@@ -198,7 +191,6 @@ func (srv *Server) newSession(ctx context.Context, clientName string) *Session {
 		inflight:   make(map[string]*exchange),
 		outbound:   make(map[string]*outReq),
 		subs:       make(map[string]bool),
-		closed:     make(chan struct{}),
 	}
 }
 
@@ -761,7 +753,6 @@ func (s *Session) finish() {
 		s.srv.m.log.Warn("session ended with undelivered server messages", "tool", s.srv.Name,
 			"session_id", s.id, "messages", held)
 	}
-	close(s.closed)
 }
 
 // OpenStream attaches a new GET stream, replacing (and ending) any earlier
