@@ -15,8 +15,8 @@ const (
 	sentinelSuffix = "?="
 )
 
-// ErrBadEncoding wraps every DecodeHeaderValue failure.
-var ErrBadEncoding = errors.New("invalid Base64 sentinel header value")
+// errBadEncoding wraps every DecodeHeaderValue failure.
+var errBadEncoding = errors.New("invalid Base64 sentinel header value")
 
 // DecodeHeaderValue decodes a header value that may use the spec's Base64
 // sentinel form "=?base64?{std base64 of UTF-8}?=" (markers case-sensitive;
@@ -34,19 +34,19 @@ func DecodeHeaderValue(v string) (string, error) {
 		return v, nil
 	}
 	if len(v) < len(sentinelPrefix)+len(sentinelSuffix) {
-		return "", fmt.Errorf("%w: markers overlap", ErrBadEncoding)
+		return "", fmt.Errorf("%w: markers overlap", errBadEncoding)
 	}
 	payload := v[len(sentinelPrefix) : len(v)-len(sentinelSuffix)]
 	// encoding/base64 skips CR and LF even in strict mode.
 	if strings.ContainsAny(payload, "\r\n") {
-		return "", fmt.Errorf("%w: line break in payload", ErrBadEncoding)
+		return "", fmt.Errorf("%w: line break in payload", errBadEncoding)
 	}
 	b, err := base64.StdEncoding.Strict().DecodeString(payload)
 	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrBadEncoding, err)
+		return "", fmt.Errorf("%w: %w", errBadEncoding, err)
 	}
 	if !utf8.Valid(b) {
-		return "", fmt.Errorf("%w: payload is not UTF-8", ErrBadEncoding)
+		return "", fmt.Errorf("%w: payload is not UTF-8", errBadEncoding)
 	}
 	return string(b), nil
 }

@@ -80,8 +80,8 @@ func TestDecodeHeaderValue(t *testing.T) {
 			}
 			continue
 		}
-		if err == nil || !errors.Is(err, ErrBadEncoding) {
-			t.Errorf("DecodeHeaderValue(%q) = %q, %v; want ErrBadEncoding", tc.in, got, err)
+		if err == nil || !errors.Is(err, errBadEncoding) {
+			t.Errorf("DecodeHeaderValue(%q) = %q, %v; want errBadEncoding", tc.in, got, err)
 		}
 	}
 }
