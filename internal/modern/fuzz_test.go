@@ -138,12 +138,14 @@ func FuzzStripMeta(f *testing.F) {
 			t.Fatal(err)
 		}
 		if meta, ok := orig["_meta"].(map[string]any); ok {
+			removed := false
 			for k := range meta {
 				if strings.HasPrefix(k, metaPrefix) {
 					delete(meta, k)
+					removed = true
 				}
 			}
-			if len(meta) == 0 {
+			if removed && len(meta) == 0 { // an already empty _meta is kept
 				delete(orig, "_meta")
 			}
 		}

@@ -134,7 +134,7 @@ func Validate(h http.Header, msg *jsonrpc.Message, supported, allVersions []stri
 	}
 	meta, err := parseObject(metaRaw)
 	if err != nil {
-		return nil, invalid("params._meta: %v", err)
+		return nil, invalid("params._meta: %s", bare(err.Error()))
 	}
 	m := &Meta{}
 	pv := meta.get(MetaProtocolVersion)
@@ -194,7 +194,7 @@ func Validate(h http.Header, msg *jsonrpc.Message, supported, allVersions []stri
 	}
 	name, err := DecodeHeaderValue(raw)
 	if err != nil {
-		return nil, mismatch("%s header value %s: %v", hdrName, quote(raw), err)
+		return nil, mismatch("%s header value %s: %s", hdrName, quote(raw), bare(err.Error()))
 	}
 	want, ok := stringValue(params.get(source))
 	if !ok {
@@ -243,7 +243,7 @@ func paramsObject(raw json.RawMessage) (object, *Problem) {
 	}
 	o, err := parseObject(raw)
 	if err != nil {
-		return nil, invalid("params: %v", err)
+		return nil, invalid("params: %s", bare(err.Error()))
 	}
 	return o, nil
 }
@@ -266,19 +266,34 @@ const maxQuoted = 100
 // and cut (at a character boundary) so the quoted text stays within about
 // maxQuoted characters, followed by the value's full length if cut.
 func quote(s string) string {
-	q := strconv.QuoteToASCII(s)
-	if len(q) <= maxQuoted+2 {
-		return q
+	q, cut := escape(s)
+	return `"` + q + `"` + cut
+}
+
+// bare renders text that may contain client-supplied bytes (such as an
+// error from the JSON decoder) like quote, without the quotation marks.
+func bare(s string) string {
+	q, cut := escape(s)
+	return strings.ReplaceAll(q, `\"`, `"`) + cut // still printable ASCII only
+}
+
+// escape returns s escaped as inside a Go string literal, cut to about
+// maxQuoted characters, and the note to append if it was cut.
+func escape(s string) (escaped, cut string) {
+	inner := func(s string) string { q := strconv.QuoteToASCII(s); return q[1 : len(q)-1] }
+	q := inner(s)
+	if len(q) <= maxQuoted {
+		return q, ""
 	}
-	cut := min(len(s), maxQuoted)
-	for i := 0; i < utf8.UTFMax && cut > 0 && cut < len(s) && !utf8.RuneStart(s[cut]); i++ {
-		cut--
+	n := min(len(s), maxQuoted)
+	for i := 0; i < utf8.UTFMax && n > 0 && n < len(s) && !utf8.RuneStart(s[n]); i++ {
+		n--
 	}
-	for q = strconv.QuoteToASCII(s[:cut]); len(q) > maxQuoted+2; q = strconv.QuoteToASCII(s[:cut]) {
-		_, n := utf8.DecodeLastRuneInString(s[:cut])
-		cut -= n
+	for q = inner(s[:n]); len(q) > maxQuoted; q = inner(s[:n]) {
+		_, size := utf8.DecodeLastRuneInString(s[:n])
+		n -= size
 	}
-	return q + fmt.Sprintf("...(%d bytes)", len(s))
+	return q, fmt.Sprintf("...(%d bytes)", len(s))
 }
 
 // stringValue returns the string a JSON string value holds.

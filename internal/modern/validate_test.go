@@ -307,3 +307,21 @@ func TestQuote(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateSanitisesDecoderErrors(t *testing.T) {
+	h := headers("MCP-Protocol-Version", Version, "Mcp-Method", "tools/call", "Mcp-Name", "x")
+	for _, params := range []string{
+		"{\xff", `{"é":1,"é":2,` + okMeta + `}`, `{"` + strings.Repeat("k", 1000) + `":1,"` + strings.Repeat("k", 1000) + `":1}`,
+		`{"_meta":{"ö\u001b":1,"ö\u001b":2}}`,
+	} {
+		_, p := Validate(h, &jsonrpc.Message{Kind: jsonrpc.KindRequest, ID: json.RawMessage(`1`), Method: "tools/call", Params: json.RawMessage(params)},
+			supported, allVersions)
+		if p == nil || p.Code != jsonrpc.CodeInvalidParams {
+			t.Fatalf("params %q: Problem %+v", params, p)
+		}
+		checkMessage(t, p.Message)
+		if len(p.Message) > 200 {
+			t.Errorf("message of %d bytes: %s", len(p.Message), p.Message)
+		}
+	}
+}
