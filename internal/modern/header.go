@@ -23,9 +23,10 @@ var errBadEncoding = errors.New("invalid Base64 sentinel header value")
 // exactly that prefix and suffix). Plain values are returned as-is.
 //
 // The payload must be padded standard base64 (RFC 4648 section 4, as in
-// the spec's examples) in canonical form: unpadded, URL-safe alphabet,
-// embedded whitespace or line breaks and non-zero trailing bits are
-// rejected, so each decoded value has exactly one encoding. The decoded
+// the spec's examples) in canonical form: a payload without its padding, in
+// the URL-safe alphabet, with embedded whitespace or line breaks, or with
+// non-zero trailing bits is rejected, so each decoded value has exactly one
+// encoding. The decoded
 // bytes must be valid UTF-8. A value that starts with the prefix and ends
 // with the suffix but is too short to hold both (such as "=?base64?=") is
 // an error. An empty payload decodes to "".

@@ -186,8 +186,9 @@ func IsModernError(errObj json.RawMessage) bool {
 // compatible shapes and are copied byte-for-byte, as is any member this
 // package does not know. "extensions" is dropped: the 2025-11-25 schema's
 // ClientCapabilities has no such member, and extension negotiation does not
-// exist in the session era. caps that is nil or not a JSON object yields
-// {} (Validate rejects such requests before this is reached).
+// exist in the session era. caps that is nil, not a JSON object, or names
+// a member twice yields {} (Validate rejects such requests before this is
+// reached).
 func ToLegacyCapabilities(caps json.RawMessage) json.RawMessage {
 	o, err := parseObject(caps)
 	if err != nil {
