@@ -44,7 +44,11 @@ func (e *exchange) Respond(m *jsonrpc.Message) {
 	}
 	out := *m
 	out.ID = e.clientID
-	e.finish(jsonrpc.Encode(&out), 0)
+	status := 0
+	if e.s.shape != nil {
+		status = e.s.shape(&out)
+	}
+	e.finish(jsonrpc.Encode(&out), status)
 }
 
 // Fail implements backend.Waiter.

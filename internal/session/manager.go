@@ -30,6 +30,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpgw/mcpgw/internal/backend"
@@ -61,6 +62,7 @@ type Manager struct {
 	mu        sync.Mutex
 	sessions  map[string]*Session
 	live      int           // processes alive or starting, all servers
+	listening int           // open subscriptions/listen streams, all servers
 	slotFreed chan struct{} // closed and replaced when a process slot frees
 	draining  bool
 	closed    bool
@@ -153,6 +155,9 @@ func (m *Manager) Drain() {
 	m.mu.Unlock()
 	for _, s := range sessions {
 		s.closeStream()
+	}
+	for _, srv := range m.servers {
+		srv.listeners.finishAll()
 	}
 }
 
@@ -249,7 +254,16 @@ func (m *Manager) reserve(ctx context.Context, srv *Server) error {
 		}
 		victim := m.reclaimCandidate(srv, serverFull)
 		wait := m.slotFreed
+		retiring := srv.retiring > 0
 		m.mu.Unlock()
+		if retiring {
+			// Processes whose request is over are on their way out (a
+			// stop takes at most two grace periods): wait for their slots
+			// even when queue_timeout is zero.
+			if d := time.Now().Add(2*srv.cfg.Timeouts.KillGrace + time.Second); d.After(deadline) {
+				deadline = d
+			}
+		}
 
 		if victim != nil {
 			m.log.Warn("reclaiming an idle session to make room for a new one",
@@ -309,10 +323,17 @@ func (m *Manager) reclaimCandidate(srv *Server, sameServer bool) *Session {
 }
 
 // release returns a process slot.
-func (m *Manager) release(srv *Server) {
+func (m *Manager) release(srv *Server) { m.releaseRetired(srv, false) }
+
+// releaseRetired returns a process slot; retired reports a process that
+// was counted in srv.retiring.
+func (m *Manager) releaseRetired(srv *Server, retired bool) {
 	m.mu.Lock()
 	srv.procs--
 	m.live--
+	if retired {
+		srv.retiring--
+	}
 	close(m.slotFreed)
 	m.slotFreed = make(chan struct{})
 	m.mu.Unlock()
@@ -433,6 +454,7 @@ func (m *Manager) janitor(tick time.Duration) {
 			if srv.pool != nil {
 				srv.pool.maintain(now)
 			}
+			srv.listeners.expire(now, srv.cfg.Timeouts.MaxLifetime)
 		}
 	}
 }
@@ -451,7 +473,17 @@ type Server struct {
 	env  []string
 	pool *pool // daemon mode only
 
-	procs int // guarded by m.mu
+	// silentProbe is set once a process of this server ignored the
+	// server/discover probe: later processes are assumed legacy (era.go).
+	silentProbe atomic.Bool
+	// listeners are the open subscriptions/listen streams (listen.go).
+	listeners listeners
+	// inputs are the modern requests waiting for their client's input
+	// (mrtr.go).
+	inputs inputs
+
+	procs    int // guarded by m.mu
+	retiring int // guarded by m.mu: launcher processes stopping because their work is done
 }
 
 func newServer(m *Manager, name string, cfg *config.Server) *Server {

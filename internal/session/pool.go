@@ -11,6 +11,7 @@ import (
 
 	"github.com/mcpgw/mcpgw/internal/backend"
 	"github.com/mcpgw/mcpgw/internal/jsonrpc"
+	"github.com/mcpgw/mcpgw/internal/modern"
 )
 
 // pool is a daemon-mode server's set of shared processes (issue 4).
@@ -147,7 +148,25 @@ func (pl *pool) start(ctx context.Context) (*proc, error) {
 	}
 	p.b = b
 	// From here the slot is released by HandleClose.
-	if err := p.handshake(ctx); err != nil {
+	//
+	// A pooled process serves both eras, so it is initialised first: a
+	// dual-era server must not see server/discover before initialize (the
+	// Go SDK, v1.8.0, then refuses initialize as a duplicate) nor after it
+	// (it then re-scopes the connection to 2026-07-28 and would answer the
+	// session-era clients' sampling with input_required results). Only a
+	// server that refuses initialize is probed, and serves modern clients
+	// alone if it answers server/discover.
+	err = p.handshake(ctx)
+	if refusedInit(err) && p.b.Err() == nil {
+		if perr := p.probe(ctx); perr != nil {
+			err = perr
+		} else if p.era == eraModern {
+			m.log.Info("server refused initialize but speaks MCP "+modern.Version+": it serves modern clients only",
+				"tool", srv.Name, "runtime", srv.cfg.Runtime, "process", b.ID(), "initialize_error", err.Error())
+			err = nil
+		}
+	}
+	if err != nil {
 		p.b.End(err)
 		<-p.b.Done()
 		var se *Error
@@ -157,14 +176,25 @@ func (pl *pool) start(ctx context.Context) (*proc, error) {
 		pl.failed(err.Error())
 		return nil, err
 	}
+	if p.era == eraModern {
+		if lerr := p.listenBackend(ctx); lerr != nil {
+			m.log.Warn("cannot subscribe to the server's list changes", "tool", srv.Name, "process", b.ID(), "error", lerr.Error())
+		}
+	}
 	if m.Draining() { // the gateway began shutting down meanwhile
 		p.b.End(errShutdown)
 		<-p.b.Done()
 		return nil, errUnavailable("the gateway is shutting down", 5*time.Second, errShutdown)
 	}
 	m.log.Info("server process ready", "tool", srv.Name, "runtime", srv.cfg.Runtime, "process", b.ID(),
-		"mode", "daemon", "protocol_version", p.backendVersion, "startup_ms", time.Since(p.started).Milliseconds())
+		"mode", "daemon", "era", p.era.String(), "protocol_version", p.backendVersion, "startup_ms", time.Since(p.started).Milliseconds())
 	return p, nil
+}
+
+// refusedInit reports an initialize the server answered with an error or an
+// unusable result (not a timeout or a dead process).
+func refusedInit(err error) bool {
+	return errors.Is(err, errInitRefused) || errors.Is(err, errBadInit)
 }
 
 // gatewayInit is what the gateway declares when it initializes a pooled
@@ -183,13 +213,18 @@ func gatewayInit() json.RawMessage {
 
 // handshake performs initialize / notifications/initialized once for a
 // pooled process and caches the result for every client's initialize.
-func (p *proc) handshake(ctx context.Context) error {
+func (p *proc) handshake(ctx context.Context) error { return p.handshakeWith(ctx, gatewayInit()) }
+
+// handshakeWith performs initialize with params, then
+// notifications/initialized, bounded by what is left of the startup
+// timeout, and records the result.
+func (p *proc) handshakeWith(ctx context.Context, params json.RawMessage) error {
 	srv := p.srv
 	startup := srv.cfg.Timeouts.Startup
 	hctx, cancel := context.WithTimeout(ctx, startup-time.Since(p.started))
 	defer cancel()
 	w := newChanWaiter()
-	req := &jsonrpc.Message{Kind: jsonrpc.KindRequest, ID: json.RawMessage("0"), Method: "initialize", Params: gatewayInit()}
+	req := &jsonrpc.Message{Kind: jsonrpc.KindRequest, ID: json.RawMessage("0"), Method: "initialize", Params: params}
 	if _, err := p.b.Call(hctx, req, w); err != nil {
 		return backendError(srv.Name, err)
 	}
@@ -216,6 +251,9 @@ func (p *proc) handshake(ctx context.Context) error {
 	}
 	p.initResult = resp.Result
 	p.backendVersion = ir.ProtocolVersion
+	if p.serverInfo == nil {
+		p.serverInfo = modern.ServerInfo(resp.Result)
+	}
 	if err := p.b.Send(hctx, &jsonrpc.Message{Kind: jsonrpc.KindNotification, Method: "notifications/initialized"}); err != nil {
 		return backendError(srv.Name, err)
 	}

@@ -26,7 +26,11 @@ type proc struct {
 	started time.Time
 	slots   chan struct{} // daemon: max_inflight_per_process
 
-	// Set once by the daemon handshake, before the proc is published.
+	// Set once by the probe and the handshake, before the proc is
+	// published. initResult is nil for a modern-only server.
+	era            era
+	discover       json.RawMessage // the server's DiscoverResult (modern)
+	serverInfo     json.RawMessage // for modern clients' results (legacy era)
 	initResult     json.RawMessage
 	backendVersion string
 
@@ -38,6 +42,7 @@ type proc struct {
 	lastUsed time.Time
 	draining bool   // lifetime reached or recycled: no new pins
 	stopping bool   // stopAsync was called
+	retired  bool   // retire was called (counted in srv.retiring)
 	ended    bool   // the backend is gone
 	endErr   error  // why, once ended
 	level    string // daemon: logging level set on the backend ("" = never)
@@ -196,9 +201,19 @@ func (p *proc) HandleMessage(m *jsonrpc.Message) {
 			return
 		}
 		ex.s.deliverToRequest(ex, jsonrpc.Encode(&jsonrpc.Message{Kind: m.Kind, Method: m.Method, Params: params}))
+	case m.Method == "notifications/subscriptions/acknowledged":
+		// The gateway's own subscription on a modern process (listen.go).
 	case isListChanged(m.Method):
+		if subscriptionOf(m.Params) != nil {
+			// Sent on the gateway's subscription: for modern listeners.
+			p.srv.listeners.notify(m)
+			return
+		}
 		for _, s := range p.sessionList() {
 			s.deliverToStream(jsonrpc.Encode(m), nil)
+		}
+		if p.daemon && p.era == eraLegacy {
+			p.srv.listeners.notify(m)
 		}
 	case m.Method == "notifications/resources/updated":
 		uri := jsonrpc.ParamsFields(m.Params).URI
@@ -320,7 +335,28 @@ func (p *proc) HandleClose(err error) {
 	for _, s := range sessions {
 		s.backendEnded(err)
 	}
-	m.release(p.srv)
+	p.mu.Lock()
+	retired := p.retired
+	p.mu.Unlock()
+	m.releaseRetired(p.srv, retired)
+}
+
+// retire stops a launcher process whose work is done (a modern request's
+// own process); until it is gone, reserve waits for its slot rather than
+// refusing new work.
+func (p *proc) retire(why error) {
+	p.mu.Lock()
+	if p.ended || p.retired {
+		p.mu.Unlock()
+		return
+	}
+	p.retired = true
+	p.mu.Unlock()
+	m := p.srv.m
+	m.mu.Lock()
+	p.srv.retiring++
+	m.mu.Unlock()
+	p.stopAsync(why)
 }
 
 // stopAsync stops the process in the background (owner: the manager).

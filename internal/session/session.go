@@ -38,6 +38,13 @@ type Session struct {
 	caps            clientCaps
 	identity        string // who created the session (identity.go)
 
+	// Modern requests only (stateless.go): the session is the request's
+	// own and is never published.
+	modern    bool
+	shape     func(*jsonrpc.Message) int // adapts the server's response; returns its HTTP status or 0
+	call      *Call
+	reqParams salient
+
 	gone     atomic.Bool // no new requests: ended, reclaimed or expired
 	stopping atomic.Bool // stopAsync has been called
 
@@ -52,7 +59,8 @@ type Session struct {
 	stream     *Sink // the open GET stream, or nil
 	held       []heldMsg
 	subs       map[string]bool // daemon: subscribed resource URIs
-	level      string          // daemon: the client's logging level ("" = all)
+	level      string          // daemon: the client's logging level ("" = all); modern: the request's ("" = none)
+	input      *parked         // modern: waiting for the client's input (mrtr.go)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -211,21 +219,12 @@ func (srv *Server) Initialize(ctx context.Context, req *jsonrpc.Message, clientN
 	if srv.cfg.Mode == "daemon" {
 		return srv.initializeDaemon(ctx, req, clientName)
 	}
-	if err := m.reserve(ctx, srv); err != nil {
+	s := srv.newSession(ctx, clientName)
+	p, err := srv.launch(ctx, s)
+	if err != nil {
 		return nil, nil, err
 	}
-	s := srv.newSession(ctx, clientName)
-	p := newProc(srv, false)
-	p.sessions[s] = struct{}{}
-	s.proc = p
-	b, err := srv.start(p)
-	if err != nil {
-		m.release(srv)
-		m.log.Error("cannot start server", "tool", srv.Name, "runtime", srv.cfg.Runtime, "error", err.Error())
-		return nil, nil, errUnavailable(fmt.Sprintf("server %q cannot be started: %v", srv.Name, err), 30*time.Second, err)
-	}
-	p.b = b
-	// From here the process slot is released by proc.HandleClose.
+	b := p.b
 
 	startup := srv.cfg.Timeouts.Startup
 	w := newChanWaiter()
@@ -286,6 +285,30 @@ func (srv *Server) Initialize(ctx context.Context, req *jsonrpc.Message, clientN
 	return s, resp, nil
 }
 
+// launch starts a launcher-mode process in a new process slot, owned by s
+// when s is not nil (s is registered before the start, so that a process
+// that dies at once ends it). From its return the slot is released by
+// proc.HandleClose.
+func (srv *Server) launch(ctx context.Context, s *Session) (*proc, error) {
+	m := srv.m
+	if err := m.reserve(ctx, srv); err != nil {
+		return nil, err
+	}
+	p := newProc(srv, false)
+	if s != nil {
+		p.sessions[s] = struct{}{}
+		s.proc = p
+	}
+	b, err := srv.start(p)
+	if err != nil {
+		m.release(srv)
+		m.log.Error("cannot start server", "tool", srv.Name, "runtime", srv.cfg.Runtime, "error", err.Error())
+		return nil, errUnavailable(fmt.Sprintf("server %q cannot be started: %v", srv.Name, err), 30*time.Second, err)
+	}
+	p.b = b
+	return p, nil
+}
+
 func (srv *Server) initializeDaemon(ctx context.Context, req *jsonrpc.Message, clientName string) (*Session, *jsonrpc.Message, error) {
 	m := srv.m
 	var ip initParams
@@ -293,6 +316,9 @@ func (srv *Server) initializeDaemon(ctx context.Context, req *jsonrpc.Message, c
 	p, err := srv.pool.pick(ctx)
 	if err != nil {
 		return nil, nil, err
+	}
+	if p.initResult == nil {
+		return nil, nil, errModernOnly(srv.Name)
 	}
 	result, version, err := p.initResponse(ip.ProtocolVersion)
 	if err != nil {
@@ -588,7 +614,18 @@ func (s *Session) sendBackend(ctx context.Context, p *proc, m *jsonrpc.Message) 
 // the POST stream of the session's only request in flight, else to the GET
 // stream (MCP spec, basic/transports).
 func (s *Session) fromServer(p *proc, m *jsonrpc.Message) {
-	if s.daemon {
+	if s.modern {
+		switch {
+		case m.Kind == jsonrpc.KindRequest:
+			s.inputRequest(p, m)
+			return
+		case m.Method == "notifications/message":
+			// Only what the request asked for with _meta logLevel.
+			if lvl := s.logLevel(); lvl == "" || levelRank(jsonrpc.ParamsFields(m.Params).Level) < levelRank(lvl) {
+				return
+			}
+		}
+	} else if s.daemon {
 		switch m.Method {
 		case "sampling/createMessage", "elicitation/create", "roots/list":
 			ok := map[string]bool{"sampling/createMessage": s.caps.sampling, "elicitation/create": s.caps.elicitation, "roots/list": s.caps.roots}[m.Method]

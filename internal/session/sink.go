@@ -1,6 +1,11 @@
 package session
 
-import "sync"
+import (
+	"encoding/json"
+	"sync"
+
+	"github.com/mcpgw/mcpgw/internal/jsonrpc"
+)
 
 // Sink collects the messages bound for one HTTP response stream: a POST's
 // stream (responses and the messages related to its requests) or a
@@ -9,16 +14,19 @@ import "sync"
 // beyond the bound are dropped and counted, and the drop is logged by the
 // consumer.
 type Sink struct {
-	mu      sync.Mutex
-	msgs    [][]byte
-	expect  int  // responses (or local cancellations) still awaited
-	closed  bool // no more messages will come (session ended, stream replaced)
-	max     int
-	dropped int
-	related bool // a non-final message was queued at some point
-	status  int  // HTTP status for a lone gateway-made error (0 = 200)
-	wake    chan struct{}
-	stream  bool // a GET stream's sink: it ends only when closed
+	mu        sync.Mutex
+	msgs      [][]byte
+	expect    int  // responses (or local cancellations) still awaited
+	closed    bool // no more messages will come (session ended, stream replaced)
+	max       int
+	dropped   int
+	related   bool // a non-final message was queued at some point
+	status    int  // HTTP status for a lone gateway-made error (0 = 200)
+	wake      chan struct{}
+	stream    bool            // a GET stream's sink: it ends only when closed
+	paused    bool            // an interim outcome was queued: the current reader stops after it (mrtr.go)
+	interimAt int             // while paused: the index in msgs of that interim outcome
+	finalID   json.RawMessage // when set, the id given to outcomes (a modern request's retry)
 }
 
 // NewSink returns a sink that holds at most max non-final messages.
@@ -119,10 +127,49 @@ func (s *Sink) final(msg []byte, status int) {
 		s.status = status
 	}
 	if msg != nil {
-		s.msgs = append(s.msgs, msg)
+		s.msgs = append(s.msgs, s.withFinalID(msg))
 	}
 	s.expect--
 	s.signal()
+}
+
+// interim queues an outcome that ends the current response without ending
+// the request: a modern request's InputRequiredResult. The request goes on,
+// and its next response (the client's retry) reads on from this sink.
+func (s *Sink) interim(msg []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.msgs = append(s.msgs, s.withFinalID(msg))
+	if !s.paused {
+		s.paused = true
+		s.interimAt = len(s.msgs) - 1
+	}
+	s.signal()
+}
+
+// setFinalID makes outcomes carry id (the retry's own), including one
+// already queued.
+func (s *Sink) setFinalID(id json.RawMessage) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.finalID = id
+	for i, m := range s.msgs {
+		s.msgs[i] = s.withFinalID(m)
+	}
+}
+
+// withFinalID rewrites a response's id to finalID when one is set. Called
+// with s.mu held.
+func (s *Sink) withFinalID(msg []byte) []byte {
+	if s.finalID == nil {
+		return msg
+	}
+	m, err := jsonrpc.Parse(msg)
+	if err != nil || m.Kind != jsonrpc.KindResponse {
+		return msg
+	}
+	m.ID = s.finalID
+	return jsonrpc.Encode(m)
 }
 
 // close marks the sink finished; Take reports done once it is drained.
@@ -138,12 +185,28 @@ func (s *Sink) close() {
 // sink was closed. dropped is the count of messages dropped since the last
 // call.
 func (s *Sink) Take() (msgs [][]byte, done bool, dropped int) {
+	msgs, done, _, dropped = s.TakeAll()
+	return msgs, done, dropped
+}
+
+// TakeAll is Take that also reports whether what it returned ends with an
+// interim outcome: the response is then complete, but the request is not.
+func (s *Sink) TakeAll() (msgs [][]byte, done, paused bool, dropped int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	msgs, s.msgs = s.msgs, nil
 	dropped, s.dropped = s.dropped, 0
-	done = s.closed || (!s.stream && s.expect <= 0)
-	return msgs, done, dropped
+	paused, s.paused = s.paused, false
+	if paused {
+		// The response ends with the interim outcome; what came after it
+		// is for the next response (the client's retry).
+		msgs, s.msgs = msgs[:s.interimAt+1], append([][]byte(nil), msgs[s.interimAt+1:]...)
+		if len(s.msgs) > 0 {
+			s.signal()
+		}
+	}
+	done = s.closed || (!s.stream && s.expect <= 0) || paused
+	return msgs, done, paused, dropped
 }
 
 // JSONReady reports whether every awaited response is in and nothing else
@@ -152,7 +215,7 @@ func (s *Sink) Take() (msgs [][]byte, done bool, dropped int) {
 func (s *Sink) JSONReady() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.expect <= 0 && !s.related
+	return (s.expect <= 0 || s.paused) && !s.related
 }
 
 // Reject records the outcome of a request that was never forwarded (a batch

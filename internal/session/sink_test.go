@@ -1,6 +1,7 @@
 package session
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -68,6 +69,26 @@ func strs(b [][]byte) []string {
 		out[i] = string(m)
 	}
 	return out
+}
+
+// An interim outcome (input_required) ends the current response; the
+// final one, even when it is already queued, is for the next response, with
+// the retry's id.
+func TestSinkInterim(t *testing.T) {
+	s := NewSink(8)
+	s.expectOne()
+	s.push([]byte(`{"jsonrpc":"2.0","method":"notifications/progress","params":{}}`))
+	s.interim([]byte(`{"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required"}}`))
+	s.final([]byte(`{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete"}}`), 0)
+	msgs, done, paused, _ := s.TakeAll()
+	if len(msgs) != 2 || !done || !paused || !strings.Contains(string(msgs[1]), "input_required") {
+		t.Fatalf("first response: %q done=%v paused=%v", msgs, done, paused)
+	}
+	s.setFinalID([]byte(`2`)) // the retry came after the final was queued
+	msgs, done, paused, _ = s.TakeAll()
+	if len(msgs) != 1 || !done || paused || string(msgs[0]) != `{"jsonrpc":"2.0","id":2,"result":{"resultType":"complete"}}` {
+		t.Fatalf("second response: %q done=%v paused=%v", msgs, done, paused)
+	}
 }
 
 func TestNegotiate(t *testing.T) {
