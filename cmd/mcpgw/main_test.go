@@ -144,12 +144,21 @@ func startServe(t *testing.T, bin string) (*exec.Cmd, string) {
 	return cmd, "http://" + m[1]
 }
 
+// connectDemo opens a session-based client session (one demo-server
+// process each, in the default launcher mode) and calls echo.
 func connectDemo(t *testing.T, base string) *mcp.ClientSession {
+	t.Helper()
+	return connectDemoVersion(t, base, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+}
+
+// connectDemoVersion is connectDemo with session options so (nil: the
+// client's default, 2026-07-28, which needs no session).
+func connectDemoVersion(t *testing.T, base string, so *mcp.ClientSessionOptions) *mcp.ClientSession {
 	t.Helper()
 	client := mcp.NewClient(&mcp.Implementation{Name: "cmd-test", Version: "1"}, nil)
 	hc := &http.Client{Transport: &http.Transport{}}
 	t.Cleanup(hc.CloseIdleConnections)
-	cs, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: base + "/mcp/demo", HTTPClient: hc}, nil)
+	cs, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: base + "/mcp/demo", HTTPClient: hc}, so)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,6 +194,11 @@ func TestServeDefaultConfigAndSIGTERM(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	cmd, base := startServe(t, bin)
+	// The Go SDK client's default protocol (2026-07-28): each request runs
+	// in a process of its own, gone once it is answered.
+	if v := connectDemoVersion(t, base, nil).InitializeResult().ProtocolVersion; v != "2026-07-28" {
+		t.Errorf("default client negotiated %s, want 2026-07-28", v)
+	}
 	connectDemo(t, base)
 	connectDemo(t, base)
 	kids := childrenOf(cmd.Process.Pid)

@@ -64,7 +64,7 @@ func (h *harness) connectWithHeaders(server string, hdr http.Header) (*mcp.Clien
 	client := mcp.NewClient(&mcp.Implementation{Name: "gateway-test", Version: "1"}, nil)
 	tr := &http.Transport{}
 	hc := &http.Client{Transport: &headerTransport{base: tr, hdr: hdr}}
-	cs, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: h.url(server), HTTPClient: hc, MaxRetries: -1}, nil)
+	cs, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: h.url(server), HTTPClient: hc, MaxRetries: -1}, sessionEra)
 	h.t.Cleanup(func() {
 		if cs != nil {
 			_ = cs.Close()

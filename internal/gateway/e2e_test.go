@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,27 +58,6 @@ servers:
 	}
 	if got := callText(t, cs, "now", map[string]any{}); !strings.Contains(got, "20") {
 		t.Errorf("now = %q, want a timestamp", got)
-	}
-}
-
-// The current Go SDK client probes server/discover (2026-07-28) first; the
-// gateway must make it fall back to initialize cleanly.
-func TestModernClientFallsBack(t *testing.T) {
-	h := newHarness(t, oneServer(""))
-	cs := h.connect("t", nil) // default ProtocolVersion is 2026-07-28
-	if v := cs.InitializeResult().ProtocolVersion; v != "2025-11-25" {
-		t.Errorf("negotiated %q, want 2025-11-25 after fallback", v)
-	}
-	r := h.post("t", `{"jsonrpc":"2.0","id":7,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`,
-		map[string]string{"Mcp-Protocol-Version": "2026-07-28", "Mcp-Method": "server/discover"})
-	if r.Status != http.StatusBadRequest {
-		t.Fatalf("discover: status %d, want 400", r.Status)
-	}
-	if c := r.errorCode(); c == -32020 || c == -32021 || c == -32022 || c == 0 {
-		t.Errorf("discover: error code %d must be a non-modern JSON-RPC error", c)
-	}
-	if r.Header.Get("Mcp-Session-Id") != "" {
-		t.Error("discover must not mint a session")
 	}
 }
 

@@ -301,15 +301,20 @@ func (g *Gateway) originAllowed(origin string) bool {
 // writeError answers before anything was streamed: HTTP status plus a
 // JSON-RPC error body (DESIGN.md, "Errors").
 func writeError(w http.ResponseWriter, r *http.Request, status int, id json.RawMessage, code int, msg string, retryAfter time.Duration) {
-	ri := info(r.Context())
-	if ri.errMsg == "" {
-		ri.errMsg = msg
-	}
 	var data any
 	if retryAfter > 0 {
 		secs := int((retryAfter + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		data = map[string]any{"retryAfterSeconds": secs}
+	}
+	writeErrorData(w, r, status, id, code, msg, data)
+}
+
+// writeErrorData is writeError with the error's data member.
+func writeErrorData(w http.ResponseWriter, r *http.Request, status int, id json.RawMessage, code int, msg string, data any) {
+	ri := info(r.Context())
+	if ri.errMsg == "" {
+		ri.errMsg = msg
 	}
 	writeJSON(w, status, jsonrpc.Encode(jsonrpc.NewError(id, code, msg, data)))
 }

@@ -36,6 +36,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(testserver.EnvVar) == "1" {
 		os.Exit(testserver.Main())
 	}
+	if os.Getenv("MCPGW_TEST_MODERN_ONLY") == "1" {
+		os.Exit(modernOnlyServer())
+	}
 	if os.Getenv("MCPGW_TEST_DEMO") == "1" {
 		if err := demo.Run(context.Background(), os.Stdin, os.Stdout, "test"); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -184,12 +187,23 @@ func (h *harness) connect(server string, opts *mcp.ClientOptions) *mcp.ClientSes
 	return h.connectWith(server, opts, &http.Transport{})
 }
 
+// sessionEra pins a Go SDK client to the newest session-based protocol
+// version; without it the client speaks 2026-07-28 (modern_test.go).
+var sessionEra = &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"}
+
 // connectWith is connect over a given HTTP transport.
 func (h *harness) connectWith(server string, opts *mcp.ClientOptions, tr *http.Transport) *mcp.ClientSession {
 	h.t.Helper()
+	return h.connectVersion(server, opts, tr, sessionEra)
+}
+
+// connectVersion opens a Go SDK client session with session options so
+// (nil: the client's default, 2026-07-28).
+func (h *harness) connectVersion(server string, opts *mcp.ClientOptions, tr *http.Transport, so *mcp.ClientSessionOptions) *mcp.ClientSession {
+	h.t.Helper()
 	client := mcp.NewClient(&mcp.Implementation{Name: "gateway-test", Version: "1"}, opts)
 	hc := &http.Client{Transport: tr}
-	cs, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: h.url(server), HTTPClient: hc}, nil)
+	cs, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: h.url(server), HTTPClient: hc}, so)
 	if err != nil {
 		h.t.Fatalf("connect to %s: %v", server, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mcpgw/mcpgw/internal/jsonrpc"
+	"github.com/mcpgw/mcpgw/internal/modern"
 	"github.com/mcpgw/mcpgw/internal/session"
 )
 
@@ -58,9 +59,6 @@ func accepts(r *http.Request, mediaType string) bool {
 	return false
 }
 
-// versionIsModern reports a stateless-era (2026-07-28 or later) version.
-func versionIsModern(v string) bool { return v >= "2026-07-28" }
-
 func batchesAllowed(v string) bool { return v <= "2025-03-26" }
 
 // handlePost: MCP spec, basic/transports, "Sending Messages to the Server".
@@ -86,14 +84,19 @@ func (g *Gateway) handlePost(w http.ResponseWriter, r *http.Request, srv *sessio
 		switch {
 		case !isBatch && first.Kind == jsonrpc.KindRequest && first.Method == "initialize":
 			g.initialize(w, r, srv, first)
-		case versionIsModern(pv) || hasMethod(msgs, "server/discover"):
-			// A 2026-07-28 client probing: answer the way a session-era
-			// server does, a 400 whose body is not one of the modern errors
-			// (-32020..-32022), so dual-era clients fall back to initialize
-			// (spec 2026-07-28, basic/versioning, "backward compatibility").
+		case modern.IsModern(pv):
+			g.handleModern(w, r, srv, msgs, isBatch)
+		case pv == "" && !isBatch && modern.IsModern(bodyVersion(first)):
+			writeError(w, r, http.StatusBadRequest, first.ID, modern.CodeHeaderMismatch,
+				fmt.Sprintf("the request declares protocol version %q in _meta but has no MCP-Protocol-Version header; MCP %s requires it on every POST",
+					truncate(bodyVersion(first), 40), modern.Version), 0)
+		case hasMethod(msgs, "server/discover"):
+			// server/discover of a session-era version: not a modern error,
+			// so a dual-era client falls back to initialize (spec
+			// 2026-07-28, basic/versioning, "backward compatibility").
 			writeError(w, r, http.StatusBadRequest, first.ID, jsonrpc.CodeInvalidRequest,
-				fmt.Sprintf("this endpoint serves session-based MCP (protocol versions %s); start with initialize",
-					strings.Join(session.SessionVersions[:3], ", ")), 0)
+				fmt.Sprintf("server/discover needs MCP-Protocol-Version %s; session-based MCP (protocol versions %s) starts with initialize",
+					modern.Version, strings.Join(session.SessionVersions[:3], ", ")), 0)
 		case hasMethod(msgs, "initialize"):
 			writeError(w, r, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest,
 				"initialize must be sent alone, not in a batch", 0)
@@ -317,7 +320,10 @@ func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, srv *sessio
 // every response arrives before anything else (and before the first
 // keep-alive is due), otherwise an SSE stream carrying related messages,
 // keep-alive comments and the responses, which ends after the last one.
-func (g *Gateway) streamResponses(w http.ResponseWriter, r *http.Request, sink *session.Sink, isBatch bool) {
+//
+// It reports whether the response ended with an interim outcome (a modern
+// request's input_required result): the request itself then goes on.
+func (g *Gateway) streamResponses(w http.ResponseWriter, r *http.Request, sink *session.Sink, isBatch bool) (paused bool) {
 	ri := info(r.Context())
 	keepalive := time.NewTicker(g.cfg.Limits.SSEKeepAlive)
 	defer keepalive.Stop()
@@ -331,15 +337,15 @@ func (g *Gateway) streamResponses(w http.ResponseWriter, r *http.Request, sink *
 			}
 			if err := sse.comment("keep-alive"); err != nil {
 				ri.errMsg = "client went away: " + err.Error()
-				return
+				return false
 			}
 			continue
 		case <-r.Context().Done():
 			ri.errMsg = "client closed the response stream before the response"
-			return
+			return false
 		}
 		if sse == nil && sink.JSONReady() {
-			msgs, _, _ := sink.Take()
+			msgs, _, paused, _ := sink.TakeAll()
 			noteErrors(ri, msgs)
 			switch {
 			case len(msgs) == 0:
@@ -353,7 +359,7 @@ func (g *Gateway) streamResponses(w http.ResponseWriter, r *http.Request, sink *
 				}
 				writeJSON(w, status, msgs[0])
 			}
-			return
+			return paused
 		}
 		if sse == nil {
 			if !sink.Related() {
@@ -361,7 +367,7 @@ func (g *Gateway) streamResponses(w http.ResponseWriter, r *http.Request, sink *
 			}
 			sse = startSSE(w)
 		}
-		msgs, done, dropped := sink.Take()
+		msgs, done, paused, dropped := sink.TakeAll()
 		if dropped > 0 {
 			g.log.Warn("client stream too slow: dropped messages", "request_id", ri.id, "tool", ri.tool,
 				"session_id", ri.sessionID, "dropped", dropped)
@@ -370,11 +376,11 @@ func (g *Gateway) streamResponses(w http.ResponseWriter, r *http.Request, sink *
 		for _, m := range msgs {
 			if err := sse.event(m); err != nil {
 				ri.errMsg = "client went away: " + err.Error()
-				return
+				return false
 			}
 		}
 		if done {
-			return
+			return paused
 		}
 	}
 }
@@ -411,50 +417,27 @@ func (g *Gateway) handleGet(w http.ResponseWriter, r *http.Request, srv *session
 	if !ok {
 		return
 	}
-	sid := sess.ID()
 	sink, err := sess.OpenStream()
 	if err != nil {
 		g.writeSessionError(w, r, nil, err)
 		return
 	}
 	defer sess.CloseStream(sink)
-	sse := startSSE(w)
-	keepalive := time.NewTicker(g.cfg.Limits.SSEKeepAlive)
-	defer keepalive.Stop()
-	for {
-		select {
-		case <-sink.Wake():
-		case <-keepalive.C:
-			if err := sse.comment("keep-alive"); err != nil {
-				return
-			}
-			continue
-		case <-r.Context().Done():
-			return
-		}
-		msgs, done, dropped := sink.Take()
-		if dropped > 0 {
-			g.log.Warn("GET stream too slow: dropped messages", "tool", ri.tool, "session_id", sid, "dropped", dropped)
-		}
-		for i, m := range msgs {
-			if err := sse.event(m); err != nil {
-				sink.Requeue(msgs[i+1:])
-				return
-			}
-		}
-		if done {
-			return
-		}
-	}
+	g.pump(w, r, sink, true)
 }
 
-// sessionFor resolves the Mcp-Session-Id of a GET or DELETE: 400 without
+// sessionFor resolves the Mcp-Session-Id of a GET or DELETE: 405 without
 // it, 404 for an unknown one, 400 for a bad MCP-Protocol-Version.
 func (g *Gateway) sessionFor(w http.ResponseWriter, r *http.Request, srv *session.Server) (*session.Session, bool) {
 	ri := info(r.Context())
 	sid := r.Header.Get(hdrSessionID)
 	if sid == "" {
-		writeError(w, r, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "missing Mcp-Session-Id header: send initialize first", 0)
+		// Without a session there is no stream to open or session to end
+		// (and MCP 2026-07-28 has neither): 405, which also tells a dual-era
+		// client this is not a legacy HTTP+SSE endpoint.
+		w.Header().Set("Allow", "POST")
+		writeError(w, r, http.StatusMethodNotAllowed, nil, jsonrpc.CodeInvalidRequest,
+			fmt.Sprintf("%s needs an Mcp-Session-Id (session-based MCP; send initialize first). MCP %s uses POST only", r.Method, modern.Version), 0)
 		return nil, false
 	}
 	ri.sessionID = sid

@@ -23,8 +23,15 @@ import (
 // the gateway, over Streamable HTTP and HTTP+SSE, in launcher and daemon
 // mode.
 
-// transports are the client transports of the Go SDK the gateway serves.
-var transports = []string{"streamable", "sse"}
+// transports are the client transports of the Go SDK the gateway serves:
+// Streamable HTTP with the client's default protocol version (2026-07-28,
+// the stateless path) and pinned to the newest session-based one, and
+// HTTP+SSE.
+var transports = []string{"streamable", "streamable-2025-11-25", "sse"}
+
+// tsTransports are the TypeScript SDK client's (1.x: session-based
+// protocol versions only).
+var tsTransports = []string{"streamable", "sse"}
 
 // servers pairs a gateway server name with its mode, for test names.
 var everythingServers = []struct{ name, mode string }{{"ev", "launcher"}, {"evd", "daemon"}}
@@ -37,9 +44,13 @@ func connectGo(t *testing.T, f *fixture, server, transport string, opts *mcp.Cli
 	client := mcp.NewClient(&mcp.Implementation{Name: "mcpgw-interop-go", Version: "1"}, opts)
 	hc := &http.Client{Transport: &http.Transport{}}
 	var tr mcp.Transport
+	var so *mcp.ClientSessionOptions
 	switch transport {
 	case "streamable":
 		tr = &mcp.StreamableClientTransport{Endpoint: f.url(server), HTTPClient: hc}
+	case "streamable-2025-11-25":
+		tr = &mcp.StreamableClientTransport{Endpoint: f.url(server), HTTPClient: hc}
+		so = &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"}
 	case "sse":
 		tr = &mcp.SSEClientTransport{Endpoint: f.url(server) + "/sse", HTTPClient: hc}
 	default:
@@ -47,9 +58,16 @@ func connectGo(t *testing.T, f *fixture, server, transport string, opts *mcp.Cli
 	}
 	// Not a context with a deadline: the SDK's SSE transport keeps using
 	// Connect's context for its GET stream, which would end with it.
-	cs, err := client.Connect(t.Context(), tr, nil)
+	cs, err := client.Connect(t.Context(), tr, so)
 	if err != nil {
 		t.Fatalf("connect to %s over %s: %v", server, transport, err)
+	}
+	want := "2025-11-25"
+	if transport == "streamable" {
+		want = "2026-07-28"
+	}
+	if v := cs.InitializeResult().ProtocolVersion; v != want {
+		t.Errorf("%s over %s negotiated %s, want %s", server, transport, v, want)
 	}
 	t.Cleanup(func() {
 		_ = cs.Close()
@@ -196,7 +214,15 @@ func TestEverythingGoSDK(t *testing.T) {
 				if srv.mode == "launcher" && hasElicit {
 					t.Errorf("launcher: trigger-elicitation-request listed for a client without elicitation")
 				}
-				if srv.mode == "daemon" {
+				switch {
+				case srv.mode == "daemon" && transport == "streamable":
+					// 2026-07-28: the request fails with
+					// MissingRequiredClientCapability (-32021).
+					_, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "trigger-elicitation-request", Arguments: map[string]any{}})
+					if err == nil || !strings.Contains(err.Error(), "-32021") && !strings.Contains(err.Error(), `"elicitation"`) {
+						t.Errorf("daemon, modern: elicitation for a client without the capability: err = %v, want -32021", err)
+					}
+				case srv.mode == "daemon":
 					res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "trigger-elicitation-request", Arguments: map[string]any{}})
 					if err != nil {
 						t.Fatalf("trigger-elicitation-request: %v", err)
@@ -249,7 +275,7 @@ func TestFilesystemGoSDK(t *testing.T) {
 				if got := strings.Join(texts(res), ""); !res.IsError || !strings.Contains(got, "Access denied") {
 					t.Errorf("read outside the served directory: isError=%v %q, want an access-denied tool error", res.IsError, got)
 				}
-				if srv.mode == "launcher" {
+				if srv.mode == "launcher" && transport != "streamable" {
 					// The Go client declares roots; the server asked for them
 					// (a server→client request through the gateway), got the
 					// client's empty list, and says so on stderr, which the
@@ -269,8 +295,9 @@ func TestFilesystemGoSDK(t *testing.T) {
 }
 
 // TestDemoGoSDK: the Go SDK client with a Go SDK server (mcpgw's demo
-// server, which also speaks 2026-07-28) behind the gateway, over both
-// transports: the gateway opens the server with initialize either way.
+// server, which also speaks 2026-07-28) behind the gateway, over every
+// transport: modern requests pass through, session-era ones use the
+// gateway's initialize.
 func TestDemoGoSDK(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)

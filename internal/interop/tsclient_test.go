@@ -73,7 +73,7 @@ func TestEverythingTypeScript(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	for _, srv := range everythingServers {
-		for _, transport := range transports {
+		for _, transport := range tsTransports {
 			t.Run(srv.mode+"/"+transport, func(t *testing.T) {
 				out := runTS(t, f, transport, srv.name, "everything")
 				if name := field[struct{ Name string }](t, out, "server").Name; name != "mcp-servers/everything" {
@@ -149,7 +149,7 @@ func TestFilesystemTypeScript(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	for _, srv := range []struct{ name, mode string }{{"fs", "launcher"}, {"fsd", "daemon"}} {
-		for _, transport := range transports {
+		for _, transport := range tsTransports {
 			t.Run(srv.mode+"/"+transport, func(t *testing.T) {
 				out := runTS(t, f, transport, srv.name, "filesystem", f.fsDir)
 				if name := field[struct{ Name string }](t, out, "server").Name; name != "secure-filesystem-server" {
@@ -182,7 +182,7 @@ func TestDemoTypeScript(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	for _, srv := range []struct{ name, mode string }{{"demo", "launcher"}, {"demod", "daemon"}} {
-		for _, transport := range transports {
+		for _, transport := range tsTransports {
 			t.Run(srv.mode+"/"+transport, func(t *testing.T) {
 				out := runTS(t, f, transport, srv.name, "demo")
 				if name := field[struct{ Name string }](t, out, "server").Name; name != demo.Name {

@@ -1,0 +1,180 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/mcpgw/mcpgw/internal/jsonrpc"
+	"github.com/mcpgw/mcpgw/internal/modern"
+	"github.com/mcpgw/mcpgw/internal/session"
+)
+
+// The 2026-07-28 ("modern") Streamable HTTP transport, on the same
+// /mcp/{server} URL as the session-era one (spec 2026-07-28,
+// basic/transports/streamable-http). handlePost dispatches here a POST
+// without Mcp-Session-Id whose MCP-Protocol-Version is 2026-07-28 or later
+// and which is not initialize. Every request is answered on its own: plain
+// JSON, or an SSE stream of its related notifications and its response.
+
+// removedMethods are session-era client requests that 2026-07-28 dropped;
+// a modern request for one gets 404 with -32601 from the gateway.
+var removedMethods = map[string]bool{
+	"initialize": true, "ping": true, "logging/setLevel": true,
+	"resources/subscribe": true, "resources/unsubscribe": true,
+}
+
+// handleModern serves one modern POST. Its body was parsed and rate limits
+// applied by handlePost.
+func (g *Gateway) handleModern(w http.ResponseWriter, r *http.Request, srv *session.Server, msgs []*jsonrpc.Message, isBatch bool) {
+	ri := info(r.Context())
+	if isBatch {
+		writeError(w, r, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest,
+			fmt.Sprintf("JSON-RPC batches are not part of MCP %s: send one message per POST", modern.Version), 0)
+		return
+	}
+	msg := msgs[0]
+	switch msg.Kind {
+	case jsonrpc.KindResponse:
+		writeError(w, r, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest,
+			fmt.Sprintf("a client must not send JSON-RPC responses in MCP %s: server requests come as input_required results", modern.Version), 0)
+		return
+	case jsonrpc.KindNotification:
+		// 2026-07-28 defines no client notification over HTTP (closing the
+		// stream is cancellation); accepted and dropped.
+		g.log.Debug("dropping a client notification on the modern path", "tool", srv.Name, "method", msg.Method)
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	meta, prob := modern.Validate(r.Header, msg, []string{modern.Version}, session.Supported())
+	if prob != nil {
+		writeErrorData(w, r, prob.Status, msg.ID, prob.Code, prob.Message, prob.Data)
+		return
+	}
+	ri.client = clientInfoName(meta.ClientInfo)
+	if removedMethods[msg.Method] {
+		writeError(w, r, http.StatusNotFound, msg.ID, jsonrpc.CodeMethodNotFound,
+			fmt.Sprintf("method %q is not part of MCP %s", msg.Method, modern.Version), 0)
+		return
+	}
+	ctx := session.WithIdentity(r.Context(), ri.identity)
+	switch msg.Method {
+	case "server/discover":
+		res, err := srv.Discover(ctx)
+		if err != nil {
+			g.writeSessionError(w, r, msg.ID, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, jsonrpc.Encode(&jsonrpc.Message{Kind: jsonrpc.KindResponse, ID: msg.ID, Result: res}))
+		return
+	case "subscriptions/listen":
+		g.listen(w, r, srv, msg)
+		return
+	}
+	var mrtr struct {
+		RequestState   string          `json:"requestState"`
+		InputResponses json.RawMessage `json:"inputResponses"`
+	}
+	_ = json.Unmarshal(msg.Params, &mrtr)
+	var call *session.Call
+	var sink *session.Sink
+	var err error
+	if session.IsGatewayState(mrtr.RequestState) {
+		call, sink, err = srv.Resume(ctx, msg, mrtr.RequestState, mrtr.InputResponses)
+	} else {
+		sink = session.NewSink(1024)
+		call, err = srv.Stateless(ctx, msg, meta, sink)
+	}
+	if err != nil {
+		g.writeSessionError(w, r, msg.ID, err)
+		return
+	}
+	if paused := g.streamResponses(w, r, sink, false); !paused {
+		call.End() // a request still in flight was given up: cancelled
+	}
+}
+
+// listen serves subscriptions/listen: an SSE stream that opens with the
+// acknowledgment and stays open (session/listen.go).
+func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, srv *session.Server, msg *jsonrpc.Message) {
+	var p struct {
+		Notifications *session.Filter `json:"notifications"`
+	}
+	if err := json.Unmarshal(msg.Params, &p); err != nil || p.Notifications == nil {
+		writeError(w, r, http.StatusBadRequest, msg.ID, jsonrpc.CodeInvalidParams,
+			"subscriptions/listen needs params.notifications, the filter of notification types to receive", 0)
+		return
+	}
+	l, err := srv.Listen(msg.ID, *p.Notifications)
+	if err != nil {
+		g.writeSessionError(w, r, msg.ID, err)
+		return
+	}
+	defer l.Close()
+	g.pump(w, r, l.Sink(), false)
+}
+
+// pump writes a long-lived stream's sink out as SSE with keep-alive
+// comments until the sink ends or the client goes away. requeue puts back
+// what could not be written (GET streams hand it to the next stream).
+func (g *Gateway) pump(w http.ResponseWriter, r *http.Request, sink *session.Sink, requeue bool) {
+	ri := info(r.Context())
+	sse := startSSE(w)
+	keepalive := time.NewTicker(g.cfg.Limits.SSEKeepAlive)
+	defer keepalive.Stop()
+	for {
+		select {
+		case <-sink.Wake():
+		case <-keepalive.C:
+			if err := sse.comment("keep-alive"); err != nil {
+				return
+			}
+			continue
+		case <-r.Context().Done():
+			return
+		}
+		msgs, done, dropped := sink.Take()
+		if dropped > 0 {
+			g.log.Warn("stream too slow: dropped messages", "tool", ri.tool, "session_id", ri.sessionID,
+				"method", ri.method, "dropped", dropped)
+		}
+		for i, m := range msgs {
+			if err := sse.event(m); err != nil {
+				if requeue {
+					sink.Requeue(msgs[i+1:])
+				}
+				return
+			}
+		}
+		if done {
+			return
+		}
+	}
+}
+
+// clientInfoName is a clientInfo object as "name/version", for logs.
+func clientInfoName(raw json.RawMessage) string {
+	var ci struct {
+		Name    string `json:"name"`
+		Version string `json:"version"`
+	}
+	_ = json.Unmarshal(raw, &ci)
+	if ci.Name == "" && ci.Version == "" {
+		return ""
+	}
+	return truncate(ci.Name+"/"+ci.Version, 100)
+}
+
+// bodyVersion is params._meta's protocol version of a request, or "".
+func bodyVersion(m *jsonrpc.Message) string {
+	var p struct {
+		Meta map[string]json.RawMessage `json:"_meta"`
+	}
+	if m.Kind != jsonrpc.KindRequest || json.Unmarshal(m.Params, &p) != nil {
+		return ""
+	}
+	var v string
+	_ = json.Unmarshal(p.Meta[modern.MetaProtocolVersion], &v)
+	return v
+}

@@ -1,0 +1,566 @@
+//lint:file-ignore SA1019 the gateway relays sampling (deprecated in 2026-07-28) from session-era servers to modern clients.
+
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// The 2026-07-28 (stateless) path: the Go SDK client's default.
+
+const demoYAML = `  demo:
+    command: ["${TESTBIN}"]
+    env: {MCPGW_TEST_DEMO: "1"}
+`
+
+const modernOnlyYAML = `  m:
+    command: ["${TESTBIN}"]
+    env: {MCPGW_TEST_MODERN_ONLY: "1"}
+`
+
+// modernOnlyServer is a Go SDK server that speaks only 2026-07-28, run as
+// a child process by the gateway under test: echo, and add_tool, which
+// changes its tool list.
+func modernOnlyServer() int {
+	srv := mcp.NewServer(&mcp.Implementation{Name: "modern-only", Version: "1"},
+		&mcp.ServerOptions{SupportedProtocolVersions: []string{"2026-07-28"}})
+	type text struct {
+		Text string `json:"text"`
+	}
+	echo := func(_ context.Context, _ *mcp.CallToolRequest, in text) (*mcp.CallToolResult, any, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: in.Text}}}, nil, nil
+	}
+	mcp.AddTool(srv, &mcp.Tool{Name: "echo"}, echo)
+	mcp.AddTool(srv, &mcp.Tool{Name: "add_tool"}, func(_ context.Context, _ *mcp.CallToolRequest, in text) (*mcp.CallToolResult, any, error) {
+		mcp.AddTool(srv, &mcp.Tool{Name: in.Text}, echo)
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "added " + in.Text}}}, nil, nil
+	})
+	// The SDK answers initialize whatever its versions; this server refuses
+	// it before the SDK sees it, as a modern-only server does.
+	out := &lockedWriter{w: os.Stdout}
+	in, feed := io.Pipe()
+	go func() {
+		sc := bufio.NewScanner(os.Stdin)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var m struct {
+				ID     json.RawMessage `json:"id"`
+				Method string          `json:"method"`
+			}
+			if json.Unmarshal(sc.Bytes(), &m) == nil && m.Method == "initialize" {
+				fmt.Fprintf(out, `{"jsonrpc":"2.0","id":%s,"error":{"code":-32601,"message":"initialize is not supported: this server speaks only 2026-07-28"}}`+"\n", m.ID)
+				continue
+			}
+			_, _ = feed.Write(append(sc.Bytes(), '\n'))
+		}
+		feed.Close()
+	}()
+	if err := srv.Run(context.Background(), &mcp.IOTransport{Reader: in, Writer: out}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// lockedWriter serialises writes of whole lines to one stream.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (l *lockedWriter) Close() error { return nil }
+
+// modernMeta is the _meta every modern request carries.
+func modernMeta() map[string]any {
+	return map[string]any{
+		"io.modelcontextprotocol/protocolVersion":    "2026-07-28",
+		"io.modelcontextprotocol/clientInfo":         map[string]any{"name": "raw-modern", "version": "1"},
+		"io.modelcontextprotocol/clientCapabilities": map[string]any{},
+	}
+}
+
+// modernHdr are the headers of a modern POST for method (and name).
+func modernHdr(method, name string) map[string]string {
+	h := map[string]string{"Mcp-Protocol-Version": "2026-07-28", "Mcp-Method": method}
+	if name != "" {
+		h["Mcp-Name"] = name
+	}
+	return h
+}
+
+// modernBody is a modern request with params (which get _meta unless they
+// have one).
+func modernBody(id any, method string, params map[string]any) string {
+	if params == nil {
+		params = map[string]any{}
+	}
+	if _, ok := params["_meta"]; !ok {
+		params["_meta"] = modernMeta()
+	}
+	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+	return string(b)
+}
+
+func callParams(tool string, args map[string]any) map[string]any {
+	return map[string]any{"name": tool, "arguments": args}
+}
+
+// TestModernGoSDKClient: the current Go SDK client negotiates 2026-07-28
+// through the gateway with a modern server (the demo server, Go SDK
+// v1.8.0) and with a session-era one (the test server), in both modes.
+func TestModernGoSDKClient(t *testing.T) {
+	cases := []struct {
+		name, yaml, server, serverName, era string
+	}{
+		{"dual-era-backend/launcher", baseYAML + demoYAML, "demo", "mcpgw-demo", ""},
+		// A dual-era server shares its processes with session-era clients in
+		// daemon mode: the gateway initialises them (pool.go).
+		{"dual-era-backend/daemon", baseYAML + demoYAML + "    mode: daemon\n", "demo", "mcpgw-demo", "legacy"},
+		{"modern-only-backend/launcher", baseYAML + modernOnlyYAML, "m", "modern-only", ""},
+		{"modern-only-backend/daemon", baseYAML + modernOnlyYAML + "    mode: daemon\n", "m", "modern-only", "modern"},
+		{"legacy-backend/launcher", oneServer(""), "t", "mcpgw-testserver", ""},
+		{"legacy-backend/daemon", oneServer("    mode: daemon\n"), "t", "mcpgw-testserver", "legacy"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, c.yaml)
+			cs := h.connectVersion(c.server, nil, &http.Transport{}, nil)
+			init := cs.InitializeResult()
+			if init.ProtocolVersion != "2026-07-28" {
+				t.Fatalf("negotiated %q, want 2026-07-28", init.ProtocolVersion)
+			}
+			if init.ServerInfo == nil || init.ServerInfo.Name != c.serverName {
+				t.Errorf("serverInfo = %+v, want %s", init.ServerInfo, c.serverName)
+			}
+			tools, err := cs.ListTools(context.Background(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, tl := range tools.Tools {
+				found = found || tl.Name == "echo"
+			}
+			if !found {
+				t.Errorf("tools/list lacks echo")
+			}
+			for i := range 3 {
+				want := fmt.Sprintf("modern %d", i)
+				if got := callText(t, cs, "echo", map[string]any{"text": want}); got != want {
+					t.Errorf("echo = %q, want %q", got, want)
+				}
+			}
+			if st := h.g.mgr.Stats(c.server); st.Sessions != 0 {
+				t.Errorf("%d sessions: modern requests must not create sessions", st.Sessions)
+			}
+			if c.era == "" {
+				// One process per request, each stopped when it is over.
+				eventually(t, 5*time.Second, "every per-request process to stop", func() bool {
+					return h.g.mgr.Stats(c.server).Processes == 0
+				})
+				if n := len(h.logs.find("server process ready", nil)); n != 0 {
+					t.Errorf("launcher mode started %d pooled processes", n)
+				}
+			} else if len(h.logs.find("server process ready", map[string]any{"era": c.era})) == 0 {
+				t.Errorf("no pooled process was recognised as %s", c.era)
+			}
+		})
+	}
+}
+
+// TestModernRejections: the status and JSON-RPC code of every rejection
+// the stateless path makes (spec 2026-07-28, basic/transports/streamable-http).
+func TestModernRejections(t *testing.T) {
+	h := newHarness(t, oneServer("    mode: daemon\n"))
+	echo := callParams("echo", map[string]any{"text": "x"})
+	b64 := "=?base64?" + base64.StdEncoding.EncodeToString([]byte("echo")) + "?="
+	withoutCaps := map[string]any{"_meta": map[string]any{"io.modelcontextprotocol/protocolVersion": "2026-07-28"}, "name": "echo", "arguments": map[string]any{}}
+	otherVersion := map[string]any{"_meta": map[string]any{"io.modelcontextprotocol/protocolVersion": "2026-07-27",
+		"io.modelcontextprotocol/clientCapabilities": map[string]any{}}, "name": "echo", "arguments": map[string]any{}}
+	cases := []struct {
+		name   string
+		body   string
+		hdr    map[string]string
+		status int
+		code   int
+	}{
+		{"ok", modernBody(1, "tools/call", echo), modernHdr("tools/call", "echo"), 200, 0},
+		{"ok base64 name", modernBody(1, "tools/call", echo), modernHdr("tools/call", b64), 200, 0},
+		{"unsupported version", modernBody(1, "tools/call", echo), merge(modernHdr("tools/call", "echo"), map[string]string{"Mcp-Protocol-Version": "2099-01-01"}), 400, -32022},
+		{"version mismatch", modernBody(1, "tools/call", otherVersion), modernHdr("tools/call", "echo"), 400, -32020},
+		{"missing clientCapabilities", modernBody(1, "tools/call", withoutCaps), modernHdr("tools/call", "echo"), 400, -32602},
+		{"missing Mcp-Method", modernBody(1, "tools/call", echo), map[string]string{"Mcp-Protocol-Version": "2026-07-28", "Mcp-Name": "echo"}, 400, -32020},
+		{"wrong Mcp-Method", modernBody(1, "tools/call", echo), modernHdr("tools/list", "echo"), 400, -32020},
+		{"missing Mcp-Name", modernBody(1, "tools/call", echo), modernHdr("tools/call", ""), 400, -32020},
+		{"wrong Mcp-Name", modernBody(1, "tools/call", echo), modernHdr("tools/call", "sleep"), 400, -32020},
+		{"bad base64 Mcp-Name", modernBody(1, "tools/call", echo), modernHdr("tools/call", "=?base64?***?="), 400, -32020},
+		{"header without _meta version", modernBody(1, "tools/call", map[string]any{"_meta": map[string]any{}, "name": "echo"}), modernHdr("tools/call", "echo"), 400, -32602},
+		{"_meta without header", modernBody(1, "tools/call", echo), map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "echo"}, 400, -32020},
+		{"unknown method (server's -32601)", modernBody(1, "nothing/here", nil), modernHdr("nothing/here", ""), 404, -32601},
+		{"method removed in 2026-07-28", modernBody(1, "ping", nil), modernHdr("ping", ""), 404, -32601},
+		{"batch", "[" + modernBody(1, "tools/list", nil) + "]", modernHdr("tools/list", ""), 400, -32600},
+		{"client response", `{"jsonrpc":"2.0","id":1,"result":{}}`, modernHdr("tools/list", ""), 400, -32600},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := h.post("t", c.body, c.hdr)
+			if r.Status != c.status || r.errorCode() != c.code {
+				t.Fatalf("got %d %s, want %d with code %d", r.Status, r.Body, c.status, c.code)
+			}
+			if r.Header.Get("Mcp-Session-Id") != "" {
+				t.Error("the stateless path must not mint sessions")
+			}
+			if c.code == -32022 {
+				var e struct {
+					Error struct {
+						Data struct {
+							Supported []string `json:"supported"`
+							Requested string   `json:"requested"`
+						} `json:"data"`
+					} `json:"error"`
+				}
+				_ = json.Unmarshal(r.Body, &e)
+				if len(e.Error.Data.Supported) == 0 || e.Error.Data.Supported[0] != "2026-07-28" || e.Error.Data.Requested != "2099-01-01" {
+					t.Errorf("-32022 data = %+v, want supported versions starting with 2026-07-28", e.Error.Data)
+				}
+			}
+			if c.status == 200 && !strings.Contains(string(r.Body), `"resultType":"complete"`) {
+				t.Errorf("result lacks resultType complete: %s", r.Body)
+			}
+		})
+	}
+	// A notification is accepted (2026-07-28 defines none over HTTP).
+	if r := h.post("t", `{"jsonrpc":"2.0","method":"notifications/whatever"}`, modernHdr("notifications/whatever", "")); r.Status != http.StatusAccepted {
+		t.Errorf("notification: %d %s, want 202", r.Status, r.Body)
+	}
+	// GET and DELETE without a session: 405 (no standalone stream, no
+	// session to end).
+	for _, method := range []string{http.MethodGet, http.MethodDelete} {
+		req, _ := http.NewRequest(method, h.url("t"), nil)
+		req.Header.Set("Accept", "text/event-stream")
+		req.Header.Set("Mcp-Protocol-Version", "2026-07-28")
+		if r := h.do(req); r.Status != http.StatusMethodNotAllowed || r.Header.Get("Allow") != "POST" {
+			t.Errorf("%s without session: %d (Allow %q), want 405 with Allow: POST", method, r.Status, r.Header.Get("Allow"))
+		}
+	}
+}
+
+// TestModernDiscover: server/discover is answered for a session-era server
+// from its initialize result, and for a modern one from its own.
+func TestModernDiscover(t *testing.T) {
+	h := newHarness(t, oneServer("    mode: daemon\n")+demoYAML)
+	for _, c := range []struct{ server, name string }{{"t", "mcpgw-testserver"}, {"demo", "mcpgw-demo"}} {
+		r := h.post(c.server, modernBody("d1", "server/discover", nil), modernHdr("server/discover", ""))
+		if r.Status != http.StatusOK {
+			t.Fatalf("%s: discover: %d %s", c.server, r.Status, r.Body)
+		}
+		var res struct {
+			ID     string `json:"id"`
+			Result struct {
+				ResultType        string          `json:"resultType"`
+				SupportedVersions []string        `json:"supportedVersions"`
+				Capabilities      json.RawMessage `json:"capabilities"`
+				Meta              map[string]struct {
+					Name string `json:"name"`
+				} `json:"_meta"`
+			} `json:"result"`
+		}
+		if err := json.Unmarshal(r.Body, &res); err != nil {
+			t.Fatal(err)
+		}
+		if res.ID != "d1" || res.Result.ResultType != "complete" || len(res.Result.SupportedVersions) == 0 ||
+			res.Result.SupportedVersions[0] != "2026-07-28" || !strings.Contains(string(res.Result.Capabilities), "tools") ||
+			res.Result.Meta["io.modelcontextprotocol/serverInfo"].Name != c.name {
+			t.Errorf("%s: discover = %s", c.server, r.Body)
+		}
+	}
+}
+
+// sseEvents reads SSE data lines from a response body into a channel.
+func sseEvents(t *testing.T, resp *http.Response) <-chan map[string]any {
+	ch := make(chan map[string]any, 64)
+	go func() {
+		defer close(ch)
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			data, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok {
+				continue
+			}
+			var m map[string]any
+			if json.Unmarshal([]byte(data), &m) == nil {
+				ch <- m
+			}
+		}
+	}()
+	return ch
+}
+
+// postStream sends a modern POST and returns the open response; the
+// request is cancelled at the end of the test or by cancel.
+func (h *harness) postStream(server, body string, hdr map[string]string) (*http.Response, context.CancelFunc) {
+	h.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, h.url(server), strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { cancel(); resp.Body.Close() })
+	return resp, cancel
+}
+
+func next(t *testing.T, ch <-chan map[string]any, what string) map[string]any {
+	t.Helper()
+	select {
+	case m, ok := <-ch:
+		if !ok {
+			t.Fatalf("stream ended before %s", what)
+		}
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no %s within 10s", what)
+	}
+	return nil
+}
+
+// TestModernProgressAndCancellation: progress reaches the request's own
+// stream with the client's token; closing the stream cancels the request
+// at the server, in both modes.
+func TestModernProgressAndCancellation(t *testing.T) {
+	for _, mode := range []string{"launcher", "daemon"} {
+		t.Run(mode, func(t *testing.T) {
+			h := newHarness(t, oneServer("    mode: "+mode+"\n"))
+			params := callParams("sleep", map[string]any{"ms": 400})
+			meta := modernMeta()
+			meta["progressToken"] = "tok-1"
+			params["_meta"] = meta
+			resp, _ := h.postStream("t", modernBody(7, "tools/call", params), modernHdr("tools/call", "sleep"))
+			if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+				t.Fatalf("content type %q, want an SSE stream for a request with progress", ct)
+			}
+			ev := sseEvents(t, resp)
+			m := next(t, ev, "progress")
+			if m["method"] != "notifications/progress" || m["params"].(map[string]any)["progressToken"] != "tok-1" {
+				t.Fatalf("first event = %v, want progress with the client's token", m)
+			}
+			for m["method"] == "notifications/progress" {
+				m = next(t, ev, "the response")
+			}
+			res, _ := m["result"].(map[string]any)
+			if m["id"] != float64(7) || res["resultType"] != "complete" {
+				t.Fatalf("response = %v", m)
+			}
+
+			// No progress: the response would be plain JSON, so the client
+			// gives up before any header arrives.
+			ctx, cancel := context.WithCancel(context.Background())
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, h.url("t"),
+				strings.NewReader(modernBody(8, "tools/call", callParams("sleep", map[string]any{"ms": 10000}))))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			for k, v := range modernHdr("tools/call", "sleep") {
+				req.Header.Set(k, v)
+			}
+			done := make(chan error, 1)
+			go func() {
+				resp, err := http.DefaultClient.Do(req)
+				if err == nil {
+					resp.Body.Close()
+				}
+				done <- err
+			}()
+			eventually(t, 5*time.Second, "a process for the request", func() bool { return h.g.mgr.Stats("t").Processes > 0 })
+			// Margin for the request to be written to the server (nothing
+			// observable marks it); the assertion below needs it in flight.
+			time.Sleep(500 * time.Millisecond)
+			cancel()
+			if err := <-done; err == nil {
+				t.Fatal("the request completed; want the client to have given up")
+			}
+			eventually(t, 5*time.Second, "the cancellation to reach the server", func() bool {
+				for _, l := range h.logs.find("backend stderr", nil) {
+					if strings.Contains(fmt.Sprint(l["line"]), "cancelled request") && strings.Contains(fmt.Sprint(l["line"]), "in flight: true") {
+						return true
+					}
+				}
+				return false
+			})
+			if mode == "launcher" {
+				eventually(t, 5*time.Second, "the request's process to stop", func() bool { return h.g.mgr.Stats("t").Processes == 0 })
+			}
+		})
+	}
+}
+
+// TestModernListen: subscriptions/listen opens with the acknowledgment and
+// carries list-changed notifications, each with the subscription's id.
+func TestModernListen(t *testing.T) {
+	h := newHarness(t, oneServer("    mode: daemon\n")+serverYAML("l", ""))
+	listen := map[string]any{"notifications": map[string]any{"toolsListChanged": true, "resourceSubscriptions": []string{"file:///x"}}}
+	resp, _ := h.postStream("t", modernBody(42, "subscriptions/listen", listen), modernHdr("subscriptions/listen", ""))
+	ev := sseEvents(t, resp)
+	ack := next(t, ev, "the acknowledgment")
+	p, _ := ack["params"].(map[string]any)
+	if ack["method"] != "notifications/subscriptions/acknowledged" || p["_meta"].(map[string]any)["io.modelcontextprotocol/subscriptionId"] != float64(42) {
+		t.Fatalf("ack = %v", ack)
+	}
+	if n := p["notifications"].(map[string]any); n["toolsListChanged"] != true || n["resourceSubscriptions"] != nil {
+		t.Errorf("acknowledged filter = %v, want toolsListChanged only", n)
+	}
+	r := h.post("t", modernBody(1, "tools/call", callParams("list_changed", nil)), modernHdr("tools/call", "list_changed"))
+	if r.Status != http.StatusOK {
+		t.Fatalf("list_changed: %d %s", r.Status, r.Body)
+	}
+	m := next(t, ev, "tools/list_changed")
+	if m["method"] != "notifications/tools/list_changed" ||
+		m["params"].(map[string]any)["_meta"].(map[string]any)["io.modelcontextprotocol/subscriptionId"] != float64(42) {
+		t.Fatalf("notification = %v", m)
+	}
+
+	// Launcher mode: no process outlives a request, so nothing is granted.
+	resp, _ = h.postStream("l", modernBody("s", "subscriptions/listen", listen), modernHdr("subscriptions/listen", ""))
+	ack = next(t, sseEvents(t, resp), "the launcher acknowledgment")
+	if n := ack["params"].(map[string]any)["notifications"].(map[string]any); len(n) != 0 {
+		t.Errorf("launcher acknowledged %v, want nothing", n)
+	}
+
+	// Draining for shutdown ends the stream gracefully, with the listen
+	// request's result.
+	h.g.mgr.Drain()
+	for m = next(t, ev, "the completion result"); m["id"] == nil; m = next(t, ev, "the completion result") {
+	}
+	if m["id"] != float64(42) || m["result"].(map[string]any)["resultType"] != "complete" {
+		t.Errorf("completion = %v", m)
+	}
+}
+
+// TestModernMRTR: a session-era server's sampling request during a tool
+// call reaches a modern client as an input_required result; the Go SDK
+// client answers it and retries, and gets the tool's result. Without the
+// capability the client gets -32021.
+func TestModernMRTR(t *testing.T) {
+	for _, mode := range []string{"launcher", "daemon"} {
+		t.Run(mode, func(t *testing.T) {
+			h := newHarness(t, oneServer("    mode: "+mode+"\n"))
+			var prompts []string
+			cs := h.connectVersion("t", &mcp.ClientOptions{
+				CreateMessageHandler: func(_ context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+					prompts = append(prompts, req.Params.Messages[0].Content.(*mcp.TextContent).Text)
+					return &mcp.CreateMessageResult{Model: "m", Role: "assistant", Content: &mcp.TextContent{Text: "sampled answer"}}, nil
+				},
+			}, &http.Transport{}, nil)
+			if v := cs.InitializeResult().ProtocolVersion; v != "2026-07-28" {
+				t.Fatalf("negotiated %s", v)
+			}
+			got := callText(t, cs, "sample", map[string]any{"text": "question?"})
+			if !strings.Contains(got, "sampled answer") || len(prompts) != 1 || prompts[0] != "question?" {
+				t.Errorf("sample = %q (prompts %q), want the client's answer", got, prompts)
+			}
+
+			plain := h.connectVersion("t", nil, &http.Transport{}, nil)
+			_, err := plain.CallTool(context.Background(), &mcp.CallToolParams{Name: "sample", Arguments: map[string]any{}})
+			if err == nil || !strings.Contains(err.Error(), "sampling") {
+				t.Errorf("without sampling: err = %v, want -32021 naming the capability", err)
+			}
+			if mode == "launcher" {
+				eventually(t, 5*time.Second, "every per-request process to stop", func() bool { return h.g.mgr.Stats("t").Processes == 0 })
+			}
+		})
+	}
+}
+
+// TestModernRequestStateChecks: a retry must come from the same request,
+// and a requestState works once.
+func TestModernRequestStateChecks(t *testing.T) {
+	h := newHarness(t, oneServer("    mode: daemon\n"))
+	params := callParams("sample", map[string]any{"text": "q"})
+	meta := modernMeta()
+	meta["io.modelcontextprotocol/clientCapabilities"] = map[string]any{"sampling": map[string]any{}}
+	params["_meta"] = meta
+	r := h.post("t", modernBody(1, "tools/call", params), modernHdr("tools/call", "sample"))
+	var ir struct {
+		Result struct {
+			ResultType    string                    `json:"resultType"`
+			InputRequests map[string]map[string]any `json:"inputRequests"`
+			RequestState  string                    `json:"requestState"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal(r.Body, &ir); err != nil || ir.Result.ResultType != "input_required" || len(ir.Result.InputRequests) != 1 {
+		t.Fatalf("first round: %d %s", r.Status, r.Body)
+	}
+	var key string
+	for k, v := range ir.Result.InputRequests {
+		key = k
+		if v["method"] != "sampling/createMessage" {
+			t.Errorf("input request = %v", v)
+		}
+	}
+	retry := func(id int, args map[string]any, state string) *rawResponse {
+		p := callParams("sample", args)
+		p["_meta"] = meta
+		p["requestState"] = state
+		p["inputResponses"] = map[string]any{key: map[string]any{"role": "assistant", "model": "m", "content": map[string]any{"type": "text", "text": "A"}}}
+		return h.post("t", modernBody(id, "tools/call", p), modernHdr("tools/call", "sample"))
+	}
+	if r := retry(2, map[string]any{"text": "other"}, ir.Result.RequestState); r.Status != 400 || r.errorCode() != -32602 {
+		t.Errorf("retry with other arguments: %d %s, want 400 -32602", r.Status, r.Body)
+	}
+	r = retry(3, map[string]any{"text": "q"}, ir.Result.RequestState)
+	if r.Status != 200 || !strings.Contains(string(r.Body), `\"text\":\"A\"`) || !strings.Contains(string(r.Body), `"id":3`) {
+		t.Errorf("retry: %d %s, want the tool's result with the retry's id", r.Status, r.Body)
+	}
+	if r := retry(4, map[string]any{"text": "q"}, ir.Result.RequestState); r.Status != 400 || r.errorCode() != -32602 {
+		t.Errorf("second use of a requestState: %d %s, want 400 -32602", r.Status, r.Body)
+	}
+}
+
+// TestModernOnlyBackend: a server that refuses initialize but speaks
+// 2026-07-28 serves modern clients; session-era clients get a clear error;
+// its list changes reach modern listeners through the gateway's own
+// subscription (daemon mode).
+func TestModernOnlyBackend(t *testing.T) {
+	h := newHarness(t, baseYAML+modernOnlyYAML+"    mode: daemon\n")
+	resp, _ := h.postStream("m", modernBody(9, "subscriptions/listen", map[string]any{"notifications": map[string]any{"toolsListChanged": true}}),
+		modernHdr("subscriptions/listen", ""))
+	ev := sseEvents(t, resp)
+	next(t, ev, "the acknowledgment")
+	cs := h.connectVersion("m", nil, &http.Transport{}, nil)
+	if got := callText(t, cs, "add_tool", map[string]any{"text": "fresh"}); got != "added fresh" {
+		t.Fatalf("add_tool = %q", got)
+	}
+	m := next(t, ev, "tools/list_changed")
+	if m["method"] != "notifications/tools/list_changed" ||
+		m["params"].(map[string]any)["_meta"].(map[string]any)["io.modelcontextprotocol/subscriptionId"] != float64(9) {
+		t.Errorf("notification = %v", m)
+	}
+	r := h.post("m", fmt.Sprintf(initBody, "2025-11-25"), nil)
+	if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "2026-07-28") {
+		t.Errorf("session-era initialize: %d %s, want 400 naming 2026-07-28", r.Status, r.Body)
+	}
+}
