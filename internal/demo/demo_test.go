@@ -493,7 +493,9 @@ func TestSleepCancelledByClient(t *testing.T) {
 		if err := cs.Close(); err != nil {
 			t.Errorf("closing client: %v", err)
 		}
-		if err := wait(); err != nil {
+		// The SDK may still be writing the cancelled call's outcome when the
+		// client closes the in-memory pipe; that write failing is a clean end.
+		if err := wait(); err != nil && !errors.Is(err, io.ErrClosedPipe) {
 			t.Errorf("Serve: %v", err)
 		}
 	})

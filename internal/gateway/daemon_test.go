@@ -127,7 +127,7 @@ func TestDaemonWarmPoolAndIdleShrink(t *testing.T) {
 	for i := range 3 {
 		cs := h.connect("t", nil)
 		wg.Add(1)
-		go func() { defer wg.Done(); callText(t, cs, "sleep", map[string]any{"ms": 1500}) }()
+		go func() { defer wg.Done(); callText(t, cs, "sleep", map[string]any{"ms": 4000}) }() // long enough to overlap on a loaded machine
 		eventually(t, 10*time.Second, "the call in flight", func() bool { return h.g.mgr.Stats("t").InFlight == i+1 })
 	}
 	if n := h.g.mgr.Stats("t").Processes; n != 3 {
