@@ -140,7 +140,7 @@ func (s *Session) inputRequest(p *proc, m *jsonrpc.Message) {
 	in := &s.srv.inputs
 	in.mu.Lock()
 	if pk == nil {
-		pk = &parked{call: s.call, ex: ex, identity: s.identity, method: ex.method, params: s.reqParams,
+		pk = &parked{call: s.call, ex: ex, identity: s.identity, method: ex.method, params: salientOf(s.reqParams),
 			clientID: ex.clientID, pending: make(map[string]pendingInput)}
 	}
 	in.seq++

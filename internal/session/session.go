@@ -43,7 +43,7 @@ type Session struct {
 	modern    bool
 	shape     func(*jsonrpc.Message) int // adapts the server's response; returns its HTTP status or 0
 	call      *Call
-	reqParams salient
+	reqParams json.RawMessage // the request's params, for a retry's check (mrtr.go)
 
 	gone     atomic.Bool // no new requests: ended, reclaimed or expired
 	stopping atomic.Bool // stopAsync has been called

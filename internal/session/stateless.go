@@ -60,7 +60,7 @@ func (srv *Server) Stateless(ctx context.Context, req *jsonrpc.Message, meta *mo
 	}
 	c := &Call{s: s, own: srv.pool == nil}
 	s.call = c
-	s.reqParams = salientOf(req.Params)
+	s.reqParams = req.Params
 	fwd := *req
 	if p.era == eraLegacy {
 		params, err := modern.StripMeta(req.Params)

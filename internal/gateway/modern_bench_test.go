@@ -1,0 +1,30 @@
+package gateway
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// The 2026-07-28 (stateless) path, which the Go SDK client takes by
+// default: each call is a request of its own, validated and run on a
+// throw-away session (session/stateless.go). Same server and pool as
+// BenchmarkEchoDaemon1Session and BenchmarkEchoDaemon16Sessions.
+
+// BenchmarkEchoDaemonModern1Client: one modern client, daemon mode.
+func BenchmarkEchoDaemonModern1Client(b *testing.B) {
+	h := newHarness(b, benchDaemonYAML)
+	benchCalls(b, h.connectVersion("demo", nil, &http.Transport{}, nil))
+}
+
+// BenchmarkEchoDaemonModern16Clients: 16 modern clients sharing one
+// process.
+func BenchmarkEchoDaemonModern16Clients(b *testing.B) {
+	h := newHarness(b, benchDaemonYAML)
+	clients := make([]*mcp.ClientSession, 16)
+	for i := range clients {
+		clients[i] = h.connectVersion("demo", nil, &http.Transport{}, nil)
+	}
+	benchConcurrent(b, clients)
+}
