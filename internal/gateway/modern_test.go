@@ -564,3 +564,66 @@ func TestModernOnlyBackend(t *testing.T) {
 		t.Errorf("session-era initialize: %d %s, want 400 naming 2026-07-28", r.Status, r.Body)
 	}
 }
+
+// TestModernListenLimit: open subscription streams are bounded by
+// limits.max_sessions; a stream over the limit gets 429, and closing one
+// frees its place.
+func TestModernListenLimit(t *testing.T) {
+	h := newHarness(t, "listen: 127.0.0.1:0\nlimits: {max_sessions: 1}\nservers:\n"+serverYAML("t", "    mode: daemon\n"))
+	listen := modernBody(1, "subscriptions/listen", map[string]any{"notifications": map[string]any{"toolsListChanged": true}})
+	resp, cancel := h.postStream("t", listen, modernHdr("subscriptions/listen", ""))
+	next(t, sseEvents(t, resp), "the acknowledgment")
+	if r := h.post("t", listen, modernHdr("subscriptions/listen", "")); r.Status != http.StatusTooManyRequests || r.errorCode() != -32029 {
+		t.Fatalf("second stream: %d %s, want 429", r.Status, r.Body)
+	}
+	cancel()
+	eventually(t, 5*time.Second, "the first stream's place to free", func() bool {
+		ctx, stop := context.WithTimeout(context.Background(), 2*time.Second)
+		defer stop()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, h.url("t"), strings.NewReader(listen))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		for k, v := range modernHdr("subscriptions/listen", "") {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// TestModernRequestStateExpires: a client that never retries does not keep
+// the request, its server request or (launcher mode) its process: all end
+// with the request's timeout, and a late retry gets -32602.
+func TestModernRequestStateExpires(t *testing.T) {
+	h := newHarness(t, oneServer("    timeouts: {request: 500ms}\n"))
+	params := callParams("sample", map[string]any{"text": "q"})
+	meta := modernMeta()
+	meta["io.modelcontextprotocol/clientCapabilities"] = map[string]any{"sampling": map[string]any{}}
+	params["_meta"] = meta
+	r := h.post("t", modernBody(1, "tools/call", params), modernHdr("tools/call", "sample"))
+	var ir struct {
+		Result struct {
+			ResultType   string `json:"resultType"`
+			RequestState string `json:"requestState"`
+		} `json:"result"`
+	}
+	if json.Unmarshal(r.Body, &ir) != nil || ir.Result.ResultType != "input_required" {
+		t.Fatalf("first round: %d %s", r.Status, r.Body)
+	}
+	if n := h.g.mgr.Stats("t").Processes; n != 1 {
+		t.Fatalf("%d processes while the request waits for input, want 1", n)
+	}
+	eventually(t, 5*time.Second, "the waiting request's process to stop", func() bool { return h.g.mgr.Stats("t").Processes == 0 })
+	if len(h.logs.find("client did not retry a request that needed input; cancelling it", nil)) != 1 {
+		t.Error("expiry was not logged")
+	}
+	params["requestState"] = ir.Result.RequestState
+	params["inputResponses"] = map[string]any{}
+	if r := h.post("t", modernBody(2, "tools/call", params), modernHdr("tools/call", "sample")); r.Status != 400 || r.errorCode() != -32602 {
+		t.Errorf("late retry: %d %s, want 400 -32602", r.Status, r.Body)
+	}
+}
