@@ -627,3 +627,38 @@ func TestModernRequestStateExpires(t *testing.T) {
 		t.Errorf("late retry: %d %s, want 400 -32602", r.Status, r.Body)
 	}
 }
+
+// TestModernShutdownStopsRequestProcesses: a shutdown whose deadline passes
+// with a modern request running stops that request's own process (launcher
+// mode) and answers the client with one error on its stream.
+func TestModernShutdownStopsRequestProcesses(t *testing.T) {
+	h := newHarness(t, oneServer(""))
+	params := callParams("sleep", map[string]any{"ms": 60000})
+	meta := modernMeta()
+	meta["progressToken"] = "p"
+	params["_meta"] = meta
+	resp, _ := h.postStream("t", modernBody(1, "tools/call", params), modernHdr("tools/call", "sleep"))
+	ev := sseEvents(t, resp)
+	next(t, ev, "progress: the request is running in its process")
+	start := time.Now()
+	h.shutdown(300 * time.Millisecond)
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("shutdown took %s", d)
+	}
+	m := next(t, ev, "the error")
+	for m["method"] == "notifications/progress" {
+		m = next(t, ev, "the error")
+	}
+	if e, _ := m["error"].(map[string]any); e == nil || e["code"] != float64(-32002) || m["id"] != float64(1) {
+		t.Errorf("final message = %v, want the request's -32002 error", m)
+	}
+	ended := h.logs.find("backend ended", nil)
+	if len(ended) != 1 {
+		t.Fatalf("%d processes ended, want 1", len(ended))
+	}
+	var pid int
+	fmt.Sscan(fmt.Sprint(ended[0]["process"]), &pid)
+	if pid == 0 || processAlive(pid) {
+		t.Errorf("process %d outlived the shutdown", pid)
+	}
+}

@@ -61,9 +61,10 @@ type Manager struct {
 
 	mu        sync.Mutex
 	sessions  map[string]*Session
-	live      int           // processes alive or starting, all servers
-	listening int           // open subscriptions/listen streams, all servers
-	slotFreed chan struct{} // closed and replaced when a process slot frees
+	live      int                // processes alive or starting, all servers
+	listening int                // open subscriptions/listen streams, all servers
+	adhoc     map[*proc]struct{} // launcher processes of modern requests (stateless.go)
+	slotFreed chan struct{}      // closed and replaced when a process slot frees
 	draining  bool
 	closed    bool
 
@@ -92,6 +93,7 @@ func NewManager(cfg *config.Config, opts *Options) *Manager {
 		getenv:    getenv,
 		servers:   make(map[string]*Server),
 		sessions:  make(map[string]*Session),
+		adhoc:     make(map[*proc]struct{}),
 		slotFreed: make(chan struct{}),
 		ctx:       ctx,
 		cancel:    cancel,
@@ -175,15 +177,24 @@ func (m *Manager) Close() {
 		go func() { defer wg.Done(); s.close(errShutdown) }()
 	}
 	wg.Wait()
-	// Daemon pools: stop every shared process (each waits for its stop).
+	// Daemon pools and the processes of modern requests still running:
+	// stop every one (each waits for its stop). Requests waiting for their
+	// client's input are forgotten; their processes are among these.
+	m.mu.Lock()
+	adhoc := make([]*proc, 0, len(m.adhoc))
+	for p := range m.adhoc {
+		adhoc = append(adhoc, p)
+	}
+	m.mu.Unlock()
 	for _, srv := range m.servers {
-		if srv.pool == nil {
-			continue
+		srv.inputs.clear()
+		if srv.pool != nil {
+			adhoc = append(adhoc, srv.pool.list()...)
 		}
-		for _, p := range srv.pool.list() {
-			wg.Add(1)
-			go func() { defer wg.Done(); p.b.End(errShutdown); <-p.b.Done() }()
-		}
+	}
+	for _, p := range adhoc {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.b.End(errShutdown); <-p.b.Done() }()
 	}
 	wg.Wait()
 	m.cancel()

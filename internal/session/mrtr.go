@@ -294,3 +294,16 @@ func (srv *Server) Resume(ctx context.Context, req *jsonrpc.Message, state strin
 	}
 	return pk.call, sink, nil
 }
+
+// clear forgets every parked request (shutdown: their processes are being
+// stopped, which fails whatever is still in flight).
+func (in *inputs) clear() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for token, pk := range in.set {
+		if pk.timer != nil {
+			pk.timer.Stop()
+		}
+		delete(in.set, token)
+	}
+}

@@ -338,6 +338,9 @@ func (p *proc) HandleClose(err error) {
 	p.mu.Lock()
 	retired := p.retired
 	p.mu.Unlock()
+	m.mu.Lock()
+	delete(m.adhoc, p)
+	m.mu.Unlock()
 	m.releaseRetired(p.srv, retired)
 }
 

@@ -160,7 +160,7 @@ var errRequestDone = stopped("the request it was started for is over")
 // prepares it: probed, and initialised with the client's identity and
 // capabilities when it is legacy.
 func (srv *Server) launchFor(ctx context.Context, s *Session, meta *modern.Meta) (*proc, error) {
-	p, err := srv.launch(ctx, s)
+	p, err := srv.launchAdhoc(ctx, s)
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +189,7 @@ func (srv *Server) Discover(ctx context.Context) (json.RawMessage, error) {
 			return nil, err
 		}
 	} else {
-		if p, err = srv.launch(ctx, nil); err != nil {
+		if p, err = srv.launchAdhoc(ctx, nil); err != nil {
 			return nil, err
 		}
 		defer p.retire(errRequestDone)
@@ -256,4 +256,33 @@ func addCacheHints(result json.RawMessage) (json.RawMessage, error) {
 		obj["cacheScope"] = json.RawMessage(`"private"`)
 	}
 	return json.Marshal(obj)
+}
+
+// launchAdhoc is launch for a process that belongs to no published session
+// (a modern request's, or one started to answer server/discover): the
+// manager tracks it so that shutdown stops it.
+func (srv *Server) launchAdhoc(ctx context.Context, s *Session) (*proc, error) {
+	p, err := srv.launch(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	m := srv.m
+	m.mu.Lock()
+	closed := m.closed
+	if !closed {
+		m.adhoc[p] = struct{}{}
+	}
+	m.mu.Unlock()
+	if p.b.Err() != nil { // ended before it was tracked: HandleClose has run or will not find it
+		<-p.b.Done()
+		m.mu.Lock()
+		delete(m.adhoc, p)
+		m.mu.Unlock()
+	}
+	if closed {
+		p.b.End(errShutdown)
+		<-p.b.Done()
+		return nil, errUnavailable("the gateway is shutting down", 5*time.Second, errShutdown)
+	}
+	return p, nil
 }
