@@ -50,6 +50,7 @@ type nodeEnv struct {
 	node       string // the node binary
 	dir        string // the interop/ directory
 	client     string // interop/client.mjs
+	client2    string // interop/client2.mjs (TypeScript SDK v2)
 	everything string // server-everything's entry point
 	filesystem string // server-filesystem's entry point
 }
@@ -84,12 +85,13 @@ func locateNode() (*nodeEnv, error) {
 		return nil, err
 	}
 	dir := filepath.Join(wd, "..", "..", "interop") // tests run in internal/interop
-	e := &nodeEnv{node: node, dir: dir, client: filepath.Join(dir, "client.mjs")}
+	e := &nodeEnv{node: node, dir: dir, client: filepath.Join(dir, "client.mjs"), client2: filepath.Join(dir, "client2.mjs")}
 	for _, p := range []struct {
 		pkg string
 		dst *string
 	}{
 		{"@modelcontextprotocol/sdk", nil},
+		{"@modelcontextprotocol/client", nil},
 		{"@modelcontextprotocol/server-everything", &e.everything},
 		{"@modelcontextprotocol/server-filesystem", &e.filesystem},
 	} {
@@ -107,7 +109,7 @@ func locateNode() (*nodeEnv, error) {
 // packageBin resolves the file that package pkg's single bin entry points
 // to (dist/index.js for both servers), so that tests run `node FILE` rather
 // than npx: no network, no npx start-up time. It returns "" for a package
-// without a bin (the SDK), which only has to be installed.
+// without a bin (the SDKs), which only has to be installed.
 func packageBin(dir, pkg string) (string, error) {
 	pkgDir := filepath.Join(dir, "node_modules", pkg)
 	b, err := os.ReadFile(filepath.Join(pkgDir, "package.json"))

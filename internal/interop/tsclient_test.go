@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -22,24 +23,31 @@ import (
 // runTS runs client.mjs and decodes the JSON object it prints.
 func runTS(t *testing.T, f *fixture, transport, server, scenario string, args ...string) map[string]json.RawMessage {
 	t.Helper()
+	return runNode(t, f, f.node.client, append([]string{transport, f.url(server), scenario}, args...)...)
+}
+
+// runNode runs a client script of interop/ with args and decodes the one
+// JSON object it prints; a script that reports {"fatal": …} fails the test.
+func runNode(t *testing.T, f *fixture, script string, args ...string) map[string]json.RawMessage {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	argv := append([]string{f.node.client, transport, f.url(server), scenario}, args...)
-	cmd := exec.CommandContext(ctx, f.node.node, argv...)
+	name := filepath.Base(script)
+	cmd := exec.CommandContext(ctx, f.node.node, append([]string{script}, args...)...)
 	cmd.Dir = f.node.dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("node client.mjs %s: %v\nstderr:\n%s", strings.Join(argv[1:], " "), err, stderr.String())
+		t.Fatalf("node %s %s: %v\nstderr:\n%s", name, strings.Join(args, " "), err, stderr.String())
 	}
 	var out map[string]json.RawMessage
 	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
-		t.Fatalf("client.mjs output is not one JSON object: %v\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+		t.Fatalf("%s output is not one JSON object: %v\n%s\nstderr:\n%s", name, err, stdout.String(), stderr.String())
 	}
 	if fatal, ok := out["fatal"]; ok {
-		t.Fatalf("client.mjs failed: %s\nstderr:\n%s", fatal, stderr.String())
+		t.Fatalf("%s failed: %s\nstderr:\n%s", name, fatal, stderr.String())
 	}
-	t.Logf("client.mjs %s: %s", strings.Join(argv[1:], " "), stdout.String())
+	t.Logf("%s %s: %s", name, strings.Join(args, " "), stdout.String())
 	return out
 }
 
@@ -50,7 +58,7 @@ func field[T any](t *testing.T, out map[string]json.RawMessage, key string) T {
 	var v T
 	raw, ok := out[key]
 	if !ok {
-		t.Fatalf("client.mjs output lacks %q", key)
+		t.Fatalf("client output lacks %q", key)
 	}
 	var failed struct {
 		Error *string `json:"error"`
