@@ -268,6 +268,9 @@ func TestModernRejections(t *testing.T) {
 func TestModernDiscover(t *testing.T) {
 	h := newHarness(t, oneServer("    mode: daemon\n")+demoYAML)
 	for _, c := range []struct{ server, name string }{{"t", "mcpgw-testserver"}, {"demo", "mcpgw-demo"}} {
+		// "t" is a session-era server in daemon mode; "demo" a dual-era one
+		// in launcher mode, which serves the session-era versions too (each
+		// session-era client initialises a process of its own).
 		r := h.post(c.server, modernBody("d1", "server/discover", nil), modernHdr("server/discover", ""))
 		if r.Status != http.StatusOK {
 			t.Fatalf("%s: discover: %d %s", c.server, r.Status, r.Body)
@@ -286,10 +289,17 @@ func TestModernDiscover(t *testing.T) {
 		if err := json.Unmarshal(r.Body, &res); err != nil {
 			t.Fatal(err)
 		}
-		if res.ID != "d1" || res.Result.ResultType != "complete" || len(res.Result.SupportedVersions) == 0 ||
-			res.Result.SupportedVersions[0] != "2026-07-28" || !strings.Contains(string(res.Result.Capabilities), "tools") ||
+		if res.ID != "d1" || res.Result.ResultType != "complete" || len(res.Result.SupportedVersions) != 5 ||
+			res.Result.SupportedVersions[0] != "2026-07-28" || res.Result.SupportedVersions[1] != "2025-11-25" ||
+			!strings.Contains(string(res.Result.Capabilities), "tools") ||
 			res.Result.Meta["io.modelcontextprotocol/serverInfo"].Name != c.name {
 			t.Errorf("%s: discover = %s", c.server, r.Body)
+		}
+		// Only what the gateway delivers: no resource subscriptions; no
+		// list changes in launcher mode.
+		if strings.Contains(string(res.Result.Capabilities), `"subscribe"`) ||
+			(c.server == "demo") == strings.Contains(string(res.Result.Capabilities), "listChanged") {
+			t.Errorf("%s: capabilities = %s", c.server, res.Result.Capabilities)
 		}
 	}
 }

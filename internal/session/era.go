@@ -125,28 +125,79 @@ func (p *proc) initializeFor(ctx context.Context, meta *modern.Meta) error {
 // the modern one, then the session-era ones.
 func Supported() []string { return append([]string{modern.Version}, SessionVersions...) }
 
-// discoverResult answers server/discover for a process: the server's own
-// DiscoverResult when it is modern, else one built from its initialize
-// result. supportedVersions lists what a client can use through the
-// gateway with this server: 2026-07-28, and the session-era versions when
-// the process also completed the initialize handshake.
+// discoverResult answers server/discover for a process. supportedVersions
+// lists what a client can use through the gateway with this server: for a
+// process that completed initialize, 2026-07-28 and the session-era
+// versions; for a modern process in launcher mode, the server's own list as
+// far as the gateway serves it (a session-era client gets a process of its
+// own, which it initialises itself); for a modern pooled process, which
+// refused initialize, 2026-07-28 alone. The capabilities say only what the
+// gateway delivers: no resource subscriptions, and no list changes in
+// launcher mode (listen.go).
 func (p *proc) discoverResult() (json.RawMessage, error) {
 	versions := []string{modern.Version}
-	if p.initResult != nil {
+	switch {
+	case p.initResult != nil:
 		versions = Supported()
+	case p.era == eraModern && !p.daemon:
+		var dr struct {
+			SupportedVersions []string `json:"supportedVersions"`
+		}
+		_ = json.Unmarshal(p.discover, &dr)
+		versions = versions[:0]
+		for _, v := range Supported() {
+			if contains(dr.SupportedVersions, v) {
+				versions = append(versions, v)
+			}
+		}
 	}
+	var res json.RawMessage
+	var err error
 	if p.era == eraModern {
 		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(p.discover, &obj); err != nil {
+		if err = json.Unmarshal(p.discover, &obj); err != nil {
 			return nil, err
 		}
 		obj["supportedVersions"], _ = json.Marshal(versions)
-		return json.Marshal(obj)
-	}
-	if p.initResult == nil {
+		res, err = json.Marshal(obj)
+	} else if p.initResult == nil {
 		return nil, fmt.Errorf("server %q has no initialize result", p.srv.Name)
+	} else {
+		res, err = modern.DiscoverFromInitialize(p.initResult, versions)
 	}
-	return modern.DiscoverFromInitialize(p.initResult, versions)
+	if err != nil {
+		return nil, err
+	}
+	return deliverable(res, p.daemon)
+}
+
+// deliverable removes from a DiscoverResult's capabilities what the
+// gateway does not deliver to modern clients: resources.subscribe, and in
+// launcher mode every listChanged.
+func deliverable(result json.RawMessage, daemon bool) (json.RawMessage, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(result, &obj); err != nil {
+		return nil, err
+	}
+	var caps map[string]json.RawMessage
+	if err := json.Unmarshal(obj["capabilities"], &caps); err != nil || caps == nil {
+		return result, nil
+	}
+	for _, kind := range []string{"tools", "prompts", "resources"} {
+		var c map[string]json.RawMessage
+		if json.Unmarshal(caps[kind], &c) != nil || c == nil {
+			continue
+		}
+		if kind == "resources" {
+			delete(c, "subscribe")
+		}
+		if !daemon {
+			delete(c, "listChanged")
+		}
+		caps[kind], _ = json.Marshal(c)
+	}
+	obj["capabilities"], _ = json.Marshal(caps)
+	return json.Marshal(obj)
 }
 
 // errModernOnly is what a session-era client gets from a daemon server

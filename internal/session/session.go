@@ -712,6 +712,16 @@ func (s *Session) deliverToStream(line []byte, backendID json.RawMessage) {
 // toStreamLocked sends to the GET stream or holds the message until one
 // opens. Called with s.mu held.
 func (s *Session) toStreamLocked(line []byte, backendID json.RawMessage, p *proc) {
+	if s.modern {
+		// A modern request's session has no stream for unrelated
+		// messages (list changes reach listeners at the process level).
+		s.srv.m.log.Debug("dropping a server message unrelated to the modern request", "tool", s.srv.Name,
+			"runtime", s.srv.cfg.Runtime, "message", truncateBytes(line, 200))
+		if backendID != nil && p != nil {
+			p.refuse(backendID, "the client of this request cannot receive it")
+		}
+		return
+	}
 	if s.stream != nil && s.stream.push(line) {
 		return
 	}
