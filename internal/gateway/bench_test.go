@@ -499,6 +499,35 @@ func benchBareHTTP(b *testing.B, n int) {
 	benchRaw(b, n, func(i int) { cs[i].call() })
 }
 
+// BenchmarkRawMinimalProxy1Session is the least a Go HTTP-to-stdio gateway
+// can do: a net/http handler that forwards the call to the same demo server
+// over its stdio (rawStdio: a reader goroutine hands each reply over) and
+// writes the reply back — no sessions, id rewriting, limits or logging. It
+// separates what the HTTP and process hop cost from what mcpgw adds.
+func BenchmarkRawMinimalProxy1Session(b *testing.B)   { benchMinimalProxy(b, 1) }
+func BenchmarkRawMinimalProxy16Sessions(b *testing.B) { benchMinimalProxy(b, 16) }
+
+func benchMinimalProxy(b *testing.B, n int) {
+	backend := newRawStdio(b)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		writeJSON(w, http.StatusOK, backend.call(rawEcho))
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }() // owner: the benchmark
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
+	b.Cleanup(func() { hc.CloseIdleConnections(); _ = srv.Close(); <-done })
+	cs := make([]*rawHTTP, n)
+	for i := range cs {
+		cs[i] = &rawHTTP{url: "http://" + ln.Addr().String() + "/", hc: hc, sid: "bench"}
+	}
+	benchRaw(b, n, func(i int) { cs[i].call() })
+}
+
 func BenchmarkRawDirectStdio1Caller(b *testing.B) {
 	r := newRawStdio(b)
 	benchRaw(b, 1, func(int) { r.call(rawEcho) })
