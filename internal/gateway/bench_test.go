@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -388,12 +390,17 @@ func (c *rawHTTP) call() {
 	}
 }
 
-// benchRaw runs b.N calls spread over n concurrent callers.
+// benchRaw runs b.N calls spread over n concurrent callers. Besides
+// latency and throughput it reports the CPU time spent per call by this
+// process (the client, and the gateway when there is one) and by its child
+// processes (the servers), from /proc at 10 ms resolution: on two shared
+// vCPUs, throughput is bounded by their sum.
 func benchRaw(b *testing.B, n int, call func(i int)) {
 	var mu sync.Mutex
 	samples := make([]time.Duration, 0, b.N)
 	per := (b.N + n - 1) / n
 	b.ResetTimer()
+	self0, children0 := cpuTicks(os.Getpid()), childrenCPUTicks()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range n {
@@ -413,9 +420,112 @@ func benchRaw(b *testing.B, n int, call func(i int)) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	self1, children1 := cpuTicks(os.Getpid()), childrenCPUTicks()
 	b.StopTimer()
 	b.ReportMetric(float64(per*n)/elapsed.Seconds(), "calls/s")
+	if self0 >= 0 && self1 >= 0 {
+		const µsPerTick = 1e6 / 100 // USER_HZ
+		b.ReportMetric(float64(self1-self0)*µsPerTick/float64(per*n), "self-cpu-µs/op")
+		b.ReportMetric(float64(children1-children0)*µsPerTick/float64(per*n), "servers-cpu-µs/op")
+	}
 	reportLatency(b, samples)
+}
+
+// cpuTicks is the user+system CPU time of process pid in clock ticks, or
+// -1 where /proc cannot tell.
+func cpuTicks(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 > len(s) {
+		return -1
+	}
+	f := strings.Fields(s[i+2:]) // from field 3, state
+	if len(f) < 13 {
+		return -1
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return utime + stime
+}
+
+// childrenCPUTicks sums cpuTicks over this process's running children.
+func childrenCPUTicks() int64 {
+	var sum int64
+	tasks, _ := os.ReadDir("/proc/self/task")
+	for _, t := range tasks {
+		data, _ := os.ReadFile("/proc/self/task/" + t.Name() + "/children")
+		for _, f := range strings.Fields(string(data)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				if c := cpuTicks(pid); c > 0 {
+					sum += c
+				}
+			}
+		}
+	}
+	return sum
+}
+
+// BenchmarkRawBareHTTP is the floor of any HTTP front end on this machine:
+// the same raw client and request against a net/http handler that answers
+// at once with an echo result, with no server process behind it.
+func BenchmarkRawBareHTTP1Caller(b *testing.B)   { benchBareHTTP(b, 1) }
+func BenchmarkRawBareHTTP16Callers(b *testing.B) { benchBareHTTP(b, 16) }
+
+func benchBareHTTP(b *testing.B, n int) {
+	body := []byte(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"benchmark payload"}]}}`)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		writeJSON(w, http.StatusOK, body)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }() // owner: the benchmark
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
+	b.Cleanup(func() { hc.CloseIdleConnections(); _ = srv.Close(); <-done })
+	cs := make([]*rawHTTP, n)
+	for i := range cs {
+		cs[i] = &rawHTTP{url: "http://" + ln.Addr().String() + "/", hc: hc, sid: "bench"}
+	}
+	benchRaw(b, n, func(i int) { cs[i].call() })
+}
+
+// BenchmarkRawMinimalProxy1Session is the least a Go HTTP-to-stdio gateway
+// can do: a net/http handler that forwards the call to the same demo server
+// over its stdio (rawStdio: a reader goroutine hands each reply over) and
+// writes the reply back — no sessions, id rewriting, limits or logging. It
+// separates what the HTTP and process hop cost from what mcpgw adds.
+func BenchmarkRawMinimalProxy1Session(b *testing.B)   { benchMinimalProxy(b, 1) }
+func BenchmarkRawMinimalProxy16Sessions(b *testing.B) { benchMinimalProxy(b, 16) }
+
+func benchMinimalProxy(b *testing.B, n int) {
+	backend := newRawStdio(b)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		writeJSON(w, http.StatusOK, backend.call(rawEcho))
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }() // owner: the benchmark
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
+	b.Cleanup(func() { hc.CloseIdleConnections(); _ = srv.Close(); <-done })
+	cs := make([]*rawHTTP, n)
+	for i := range cs {
+		cs[i] = &rawHTTP{url: "http://" + ln.Addr().String() + "/", hc: hc, sid: "bench"}
+	}
+	benchRaw(b, n, func(i int) { cs[i].call() })
 }
 
 func BenchmarkRawDirectStdio1Caller(b *testing.B) {

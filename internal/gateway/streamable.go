@@ -39,12 +39,22 @@ func (g *Gateway) serveStreamable(w http.ResponseWriter, r *http.Request, srv *s
 }
 
 // accepts reports whether the Accept header admits mediaType, honouring
-// wildcards.
+// wildcards. mediaType is lower case.
 func accepts(r *http.Request, mediaType string) bool {
 	major, _, _ := strings.Cut(mediaType, "/")
 	for _, v := range r.Header.Values("Accept") {
-		for _, part := range strings.Split(v, ",") {
-			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		for part := range strings.SplitSeq(v, ",") {
+			part = strings.TrimSpace(part)
+			if !strings.Contains(part, ";") {
+				// No parameters, so no q=0: a plain comparison decides,
+				// without mime.ParseMediaType's allocations (hot path).
+				if strings.EqualFold(part, mediaType) || part == "*/*" ||
+					(len(part) == len(major)+2 && strings.EqualFold(part[:len(major)], major) && part[len(major):] == "/*") {
+					return true
+				}
+				continue
+			}
+			mt, params, err := mime.ParseMediaType(part)
 			if err != nil {
 				continue
 			}
@@ -166,7 +176,7 @@ func idOf(msgs []*jsonrpc.Message, isBatch bool) json.RawMessage {
 // readMessages checks the Content-Type, reads the body and parses it as
 // one JSON-RPC message or a batch, answering 415, 413 or 400 itself.
 func (g *Gateway) readMessages(w http.ResponseWriter, r *http.Request) ([]*jsonrpc.Message, bool, bool) {
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" && !isJSONMediaType(ct) {
 		writeError(w, r, http.StatusUnsupportedMediaType, nil, jsonrpc.CodeInvalidRequest,
 			"Content-Type must be application/json", 0)
 		return nil, false, false
@@ -190,6 +200,13 @@ func (g *Gateway) readMessages(w http.ResponseWriter, r *http.Request) ([]*jsonr
 		ri.method = fmt.Sprintf("batch(%d)", len(msgs))
 	}
 	return msgs, isBatch, true
+}
+
+// isJSONMediaType reports whether a Content-Type is application/json,
+// with or without parameters.
+func isJSONMediaType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/json"
 }
 
 // readBody reads the request body within limits.max_body_bytes and

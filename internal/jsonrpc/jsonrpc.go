@@ -80,6 +80,9 @@ var ErrInvalid = errors.New("invalid JSON-RPC message")
 // Parse decodes one message. It rejects anything that is not a well-formed
 // JSON-RPC 2.0 request, notification or response.
 func Parse(data []byte) (*Message, error) {
+	if w, ok := parseEnvelope(data); ok {
+		return fromWire(&w)
+	}
 	var w wire
 	if err := json.Unmarshal(data, &w); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)

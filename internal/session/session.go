@@ -505,6 +505,11 @@ func (s *Session) Begin(ctx context.Context, req *jsonrpc.Message, sink *Sink) e
 // keeps the backend subscription while other sessions on the process need
 // it. Subscriptions are recorded so they survive a move to another process.
 func (s *Session) local(req *jsonrpc.Message, sink *Sink) (bool, error) {
+	switch req.Method {
+	case "logging/setLevel", "resources/subscribe", "resources/unsubscribe":
+	default:
+		return false, nil // the hot path: no need to decode the params
+	}
 	f := jsonrpc.ParamsFields(req.Params)
 	switch req.Method {
 	case "logging/setLevel":
