@@ -223,11 +223,16 @@ func demoCommand(b *testing.B) *exec.Cmd {
 	return cmd
 }
 
-// directSession starts the demo server and connects to it over stdio.
-func directSession(b *testing.B) *mcp.ClientSession {
+// directSession starts the demo server and connects to it over stdio, with
+// the protocol version the gateway benchmarks' clients use (2025-11-25).
+func directSession(b *testing.B) *mcp.ClientSession { return directSessionVersion(b, sessionEra) }
+
+// directSessionVersion is directSession with session options so (nil: the
+// client's default, 2026-07-28).
+func directSessionVersion(b *testing.B, so *mcp.ClientSessionOptions) *mcp.ClientSession {
 	cmd := demoCommand(b)
 	client := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
-	cs, err := client.Connect(context.Background(), &mcp.CommandTransport{Command: cmd}, nil)
+	cs, err := client.Connect(context.Background(), &mcp.CommandTransport{Command: cmd}, so)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package modern
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"reflect"
@@ -151,6 +152,50 @@ func FuzzStripMeta(f *testing.F) {
 		}
 		if !reflect.DeepEqual(got, orig) {
 			t.Errorf("StripMeta(%s) = %s", in, out)
+		}
+	})
+}
+
+// FuzzParseObject: the fast member scanner agrees with encoding/json's
+// tokenizer on every input: same members, same values, same failure.
+func FuzzParseObject(f *testing.F) {
+	for _, s := range []string{`{}`, ` {"a":1 , "b" : [1,{"c":"}"}] } `, `{"a\u0062":"x\"y"}`, `{"a":1,"a":2}`,
+		`[1]`, `"s"`, `{"a":}`, `{"a":1}x`, `{"_meta":{"k":{"n":[true,false,null,-1.5e3]}}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, err := parseObject(raw)
+		want, werr := parseObjectDecoder(raw)
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("%q: scanner err %v, decoder err %v", raw, err, werr)
+		}
+		if err != nil {
+			return
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%q: %d members, decoder %d", raw, len(got), len(want))
+		}
+		for i := range got {
+			if got[i].key != want[i].key || string(got[i].value) != string(want[i].value) {
+				t.Fatalf("%q: member %d = %q:%s, decoder %q:%s", raw, i, got[i].key, got[i].value, want[i].key, want[i].value)
+			}
+		}
+	})
+}
+
+// FuzzJSONString: the plain-ASCII shortcut encodes as encoding/json does
+// (without HTML escaping).
+func FuzzJSONString(f *testing.F) {
+	for _, s := range []string{"", "name", "io.modelcontextprotocol/protocolVersion", "a\"b", "<&>", "é", "\x7f", "\u2028"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(s)
+		if got, want := string(jsonString(s)), strings.TrimSuffix(b.String(), "\n"); got != want {
+			t.Fatalf("jsonString(%q) = %s, want %s", s, got, want)
 		}
 	})
 }

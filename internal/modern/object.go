@@ -25,7 +25,114 @@ type object []member
 
 // parseObject splits raw into its members. It fails if raw is not exactly
 // one JSON object (whitespace around it allowed) or names a member twice.
+//
+// It validates raw with json.Valid and then slices the members out with a
+// scanner that may rely on that validity (no token allocations: this runs
+// on every modern request); parseObjectDecoder is the reference it is
+// tested against.
 func parseObject(raw []byte) (object, error) {
+	if !json.Valid(raw) {
+		return parseObjectDecoder(raw) // for encoding/json's own error
+	}
+	i := skipSpace(raw, 0)
+	if raw[i] != '{' {
+		return nil, errNotObject
+	}
+	i = skipSpace(raw, i+1)
+	var o object
+	if raw[i] == '}' {
+		return o, nil
+	}
+	for {
+		end := stringEnd(raw, i)
+		key, err := decodeKey(raw[i:end])
+		if err != nil {
+			return nil, err
+		}
+		i = skipSpace(raw, end)
+		i = skipSpace(raw, i+1) // the colon
+		vend := valueEnd(raw, i)
+		if o.index(key) >= 0 {
+			return nil, fmt.Errorf("%w %q", errDuplicate, key)
+		}
+		o = append(o, member{key, json.RawMessage(raw[i:vend])})
+		i = skipSpace(raw, vend)
+		if raw[i] == '}' {
+			return o, nil
+		}
+		i = skipSpace(raw, i+1) // the comma
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index after the string starting at b[i] ('"').
+func stringEnd(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(b)
+}
+
+// valueEnd returns the index after the value starting at b[i].
+func valueEnd(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				j = stringEnd(b, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	j := i
+	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
+		j++
+	}
+	return j
+}
+
+// decodeKey decodes a member name; only one with escapes or non-ASCII
+// bytes (invalid UTF-8 becomes U+FFFD) needs encoding/json.
+func decodeKey(q []byte) (string, error) {
+	plain := true
+	for _, c := range q {
+		if c == '\\' || c >= 0x80 {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return string(q[1 : len(q)-1]), nil
+	}
+	var s string
+	err := json.Unmarshal(q, &s)
+	return s, err
+}
+
+// parseObjectDecoder is parseObject with encoding/json's tokenizer.
+func parseObjectDecoder(raw []byte) (object, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	tok, err := dec.Token()
 	if err != nil {
@@ -108,6 +215,17 @@ func (o object) encode() json.RawMessage {
 
 // jsonString encodes s as a JSON string without HTML escaping.
 func jsonString(s string) []byte {
+	plain := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		out := make([]byte, 0, len(s)+2)
+		return append(append(append(out, '"'), s...), '"')
+	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
