@@ -77,9 +77,9 @@ func (srv *Server) Listen(id json.RawMessage, want Filter) (*Listener, error) {
 		m.mu.Unlock()
 		return nil, errUnavailable("the gateway is shutting down", 5*time.Second, errShutdown)
 	}
-	if m.listening >= m.cfg.Limits.MaxSessions {
+	if open := m.listening; open >= m.cfg.Limits.MaxSessions {
 		m.mu.Unlock()
-		return nil, errTooMany(fmt.Sprintf("the gateway has %d subscription streams open (limits.max_sessions); retry later", m.listening))
+		return nil, errTooMany(fmt.Sprintf("the gateway has %d subscription streams open (limits.max_sessions); retry later", open))
 	}
 	m.listening++
 	m.mu.Unlock()
