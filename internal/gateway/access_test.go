@@ -531,3 +531,61 @@ func TestModeNoneWarns(t *testing.T) {
 		t.Error("request not logged as anonymous")
 	}
 }
+
+// TestModernAccess: the 2026-07-28 path goes through the same front door:
+// 401 without credentials, 403 for an identity the allow list does not
+// name, and the caller's identity in the access log and in what a
+// requestState is bound to.
+func TestModernAccess(t *testing.T) {
+	h := newHarness(t, authYAML(nil, "")+serverYAML("solo", "    mode: daemon\n    allow: [laptop]\n")+
+		serverYAML("team", "    mode: daemon\n    allow: [laptop, ci]\n"))
+	body := modernBody(1, "tools/call", callParams("echo", map[string]any{"text": "x"}))
+	hdr := modernHdr("tools/call", "echo")
+	if r := h.post("solo", body, hdr); r.Status != http.StatusUnauthorized || r.Header.Get("WWW-Authenticate") == "" {
+		t.Errorf("no credentials: %d %s, want 401 with WWW-Authenticate", r.Status, r.Body)
+	}
+	if r := h.post("solo", body, merge(hdr, bearerHdr(ciToken))); r.Status != http.StatusForbidden {
+		t.Errorf("ci: %d %s, want 403", r.Status, r.Body)
+	}
+	if r := h.post("solo", body, merge(hdr, bearerHdr(laptopToken))); r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"text":"x"`) {
+		t.Errorf("laptop: %d %s, want the echo", r.Status, r.Body)
+	}
+	if len(h.logs.find("request", map[string]any{"client": "laptop", "method": "tools/call", "status": 200})) != 1 {
+		t.Error("the access log does not name the caller of the modern request")
+	}
+
+	// A requestState is bound to the identity that made the request, and
+	// to this gateway instance.
+	params := callParams("sample", map[string]any{"text": "q"})
+	meta := modernMeta()
+	meta["io.modelcontextprotocol/clientCapabilities"] = map[string]any{"sampling": map[string]any{}}
+	params["_meta"] = meta
+	sample := modernHdr("tools/call", "sample")
+	r := h.post("team", modernBody(2, "tools/call", params), merge(sample, bearerHdr(laptopToken)))
+	var ir struct {
+		Result struct {
+			RequestState  string                    `json:"requestState"`
+			InputRequests map[string]map[string]any `json:"inputRequests"`
+		} `json:"result"`
+	}
+	if json.Unmarshal(r.Body, &ir) != nil || ir.Result.RequestState == "" {
+		t.Fatalf("first round: %d %s", r.Status, r.Body)
+	}
+	var key string
+	for k := range ir.Result.InputRequests {
+		key = k
+	}
+	params["requestState"] = ir.Result.RequestState
+	params["inputResponses"] = map[string]any{key: map[string]any{"role": "assistant", "model": "m", "content": map[string]any{"type": "text", "text": "A"}}}
+	retry := modernBody(3, "tools/call", params)
+	if r := h.post("team", retry, merge(sample, bearerHdr(ciToken))); r.Status != 400 || r.errorCode() != -32602 {
+		t.Errorf("retry by another identity: %d %s, want 400 -32602", r.Status, r.Body)
+	}
+	other := newHarness(t, authYAML(nil, "")+serverYAML("team", "    mode: daemon\n"))
+	if r := other.post("team", retry, merge(sample, bearerHdr(laptopToken))); r.Status != 400 || r.errorCode() != -32602 {
+		t.Errorf("retry at another gateway instance: %d %s, want 400 -32602", r.Status, r.Body)
+	}
+	if r := h.post("team", retry, merge(sample, bearerHdr(laptopToken))); r.Status != 200 || !strings.Contains(string(r.Body), `\"text\":\"A\"`) {
+		t.Errorf("retry by the same identity: %d %s", r.Status, r.Body)
+	}
+}
