@@ -295,10 +295,11 @@ func TestModernDiscover(t *testing.T) {
 			res.Result.Meta["io.modelcontextprotocol/serverInfo"].Name != c.name {
 			t.Errorf("%s: discover = %s", c.server, r.Body)
 		}
-		// Only what the gateway delivers: no resource subscriptions; no
-		// list changes in launcher mode.
-		if strings.Contains(string(res.Result.Capabilities), `"subscribe"`) ||
-			(c.server == "demo") == strings.Contains(string(res.Result.Capabilities), "listChanged") {
+		// Only what the gateway delivers: resource subscriptions and list
+		// changes in daemon mode, neither in launcher mode.
+		daemon := c.server == "t"
+		if daemon != strings.Contains(string(res.Result.Capabilities), `"subscribe":true`) ||
+			daemon != strings.Contains(string(res.Result.Capabilities), "listChanged") {
 			t.Errorf("%s: capabilities = %s", c.server, res.Result.Capabilities)
 		}
 	}
@@ -440,8 +441,8 @@ func TestModernListen(t *testing.T) {
 	if ack["method"] != "notifications/subscriptions/acknowledged" || p["_meta"].(map[string]any)["io.modelcontextprotocol/subscriptionId"] != float64(42) {
 		t.Fatalf("ack = %v", ack)
 	}
-	if n := p["notifications"].(map[string]any); n["toolsListChanged"] != true || n["resourceSubscriptions"] != nil {
-		t.Errorf("acknowledged filter = %v, want toolsListChanged only", n)
+	if n := p["notifications"].(map[string]any); n["toolsListChanged"] != true || fmt.Sprint(n["resourceSubscriptions"]) != "[file:///x]" {
+		t.Errorf("acknowledged filter = %v, want toolsListChanged and file:///x", n)
 	}
 	r := h.post("t", modernBody(1, "tools/call", callParams("list_changed", nil)), modernHdr("tools/call", "list_changed"))
 	if r.Status != http.StatusOK {
@@ -451,6 +452,27 @@ func TestModernListen(t *testing.T) {
 	if m["method"] != "notifications/tools/list_changed" ||
 		m["params"].(map[string]any)["_meta"].(map[string]any)["io.modelcontextprotocol/subscriptionId"] != float64(42) {
 		t.Fatalf("notification = %v", m)
+	}
+
+	// Resource updates: only for the granted URI, and a session-era
+	// client that subscribes and unsubscribes the same URI on the shared
+	// process does not take the stream's subscription away.
+	sid := h.rawSession("t", "2025-11-25")
+	for i, method := range []string{"resources/subscribe", "resources/unsubscribe"} {
+		body := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q,"params":{"uri":"file:///x"}}`, i+1, method)
+		if r := h.post("t", body, map[string]string{"Mcp-Session-Id": sid}); r.Status != http.StatusOK || r.errorCode() != 0 {
+			t.Fatalf("%s: %d %s", method, r.Status, r.Body)
+		}
+	}
+	for _, uri := range []string{"file:///y", "file:///x"} {
+		if r := h.post("t", modernBody(2, "tools/call", callParams("touch", map[string]any{"uri": uri})), modernHdr("tools/call", "touch")); r.Status != http.StatusOK {
+			t.Fatalf("touch %s: %d %s", uri, r.Status, r.Body)
+		}
+	}
+	m = next(t, ev, "resources/updated")
+	if m["method"] != "notifications/resources/updated" || m["params"].(map[string]any)["uri"] != "file:///x" ||
+		m["params"].(map[string]any)["_meta"].(map[string]any)["io.modelcontextprotocol/subscriptionId"] != float64(42) {
+		t.Fatalf("notification = %v, want resources/updated for file:///x only", m)
 	}
 
 	// Launcher mode: no process outlives a request, so nothing is granted.

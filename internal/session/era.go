@@ -132,8 +132,8 @@ func Supported() []string { return append([]string{modern.Version}, SessionVersi
 // far as the gateway serves it (a session-era client gets a process of its
 // own, which it initialises itself); for a modern pooled process, which
 // refused initialize, 2026-07-28 alone. The capabilities say only what the
-// gateway delivers: no resource subscriptions, and no list changes in
-// launcher mode (listen.go).
+// gateway delivers (listen.go): resource subscriptions only in daemon mode
+// with a session-era server, list changes only in daemon mode.
 func (p *proc) discoverResult() (json.RawMessage, error) {
 	versions := []string{modern.Version}
 	switch {
@@ -168,13 +168,14 @@ func (p *proc) discoverResult() (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	return deliverable(res, p.daemon)
+	return deliverable(res, p.daemon, p.daemon && p.era == eraLegacy)
 }
 
 // deliverable removes from a DiscoverResult's capabilities what the
-// gateway does not deliver to modern clients: resources.subscribe, and in
-// launcher mode every listChanged.
-func deliverable(result json.RawMessage, daemon bool) (json.RawMessage, error) {
+// gateway does not deliver to modern clients: resources.subscribe unless
+// subscribe (daemon mode, session-era process), and in launcher mode every
+// listChanged.
+func deliverable(result json.RawMessage, daemon, subscribe bool) (json.RawMessage, error) {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(result, &obj); err != nil {
 		return nil, err
@@ -188,7 +189,7 @@ func deliverable(result json.RawMessage, daemon bool) (json.RawMessage, error) {
 		if json.Unmarshal(caps[kind], &c) != nil || c == nil {
 			continue
 		}
-		if kind == "resources" {
+		if kind == "resources" && !subscribe {
 			delete(c, "subscribe")
 		}
 		if !daemon {

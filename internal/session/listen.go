@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,9 +25,13 @@ import (
 //     with it, so there is nothing whose changes could be reported; the
 //     acknowledgment says so by granting no notification type.
 //
-// Resource subscriptions (resourceSubscriptions) are not offered: the
-// acknowledgment omits them, as the spec prescribes for types a server does
-// not support.
+// Resource subscriptions (resourceSubscriptions) are offered in daemon mode
+// for session-era processes, up to maxListenURIs per stream: the gateway
+// subscribes every pooled process (and every later one) to each URI some
+// stream wants, keeps the subscription while a stream or a session wants
+// it, and delivers notifications/resources/updated to the streams that
+// asked for that URI. A modern process, or launcher mode, gets none; the
+// acknowledgment says what was granted, as the spec prescribes.
 //
 // A listener ends when the client closes the stream, or gracefully (with a
 // completion result) when the gateway shuts down or the stream reaches the
@@ -53,19 +58,23 @@ func (f Filter) wants(method string) bool {
 	return false
 }
 
+// maxListenURIs bounds the resource subscriptions one stream is granted.
+const maxListenURIs = 64
+
 // Listener is one open subscriptions/listen stream.
 type Listener struct {
 	srv     *Server
 	id      json.RawMessage // the listen request's id: the subscriptionId
-	ack     Filter
+	ack     Filter          // what was granted; ack.ResourceSubscriptions has no duplicates
 	sink    *Sink
 	started time.Time
 	once    sync.Once
 }
 
 type listeners struct {
-	mu  sync.Mutex
-	set map[*Listener]struct{}
+	mu   sync.Mutex
+	set  map[*Listener]struct{}
+	uris map[string]int // granted resource URIs: how many streams want each
 }
 
 // Listen opens a subscription for the listen request id. The first message
@@ -87,6 +96,15 @@ func (srv *Server) Listen(id json.RawMessage, want Filter) (*Listener, error) {
 	if srv.pool != nil {
 		l.ack = Filter{ToolsListChanged: want.ToolsListChanged, PromptsListChanged: want.PromptsListChanged,
 			ResourcesListChanged: want.ResourcesListChanged}
+		if !srv.pool.modern() {
+			seen := map[string]bool{}
+			for _, uri := range want.ResourceSubscriptions {
+				if uri != "" && !seen[uri] && len(seen) < maxListenURIs {
+					seen[uri] = true
+					l.ack.ResourceSubscriptions = append(l.ack.ResourceSubscriptions, uri)
+				}
+			}
+		}
 	}
 	params, _ := json.Marshal(map[string]any{
 		"_meta":         map[string]json.RawMessage{modern.MetaSubscriptionID: id},
@@ -97,9 +115,21 @@ func (srv *Server) Listen(id json.RawMessage, want Filter) (*Listener, error) {
 	ls.mu.Lock()
 	if ls.set == nil {
 		ls.set = make(map[*Listener]struct{})
+		ls.uris = make(map[string]int)
 	}
 	ls.set[l] = struct{}{}
+	var added []string
+	for _, uri := range l.ack.ResourceSubscriptions {
+		if ls.uris[uri]++; ls.uris[uri] == 1 {
+			added = append(added, uri)
+		}
+	}
 	ls.mu.Unlock()
+	if len(added) > 0 {
+		for _, p := range srv.pool.list() {
+			p.subscribeURIs("resources/subscribe", added)
+		}
+	}
 	return l, nil
 }
 
@@ -115,7 +145,25 @@ func (l *Listener) Close() {
 		ls := &l.srv.listeners
 		ls.mu.Lock()
 		delete(ls.set, l)
+		var dropped []string
+		for _, uri := range l.ack.ResourceSubscriptions {
+			if ls.uris[uri]--; ls.uris[uri] <= 0 {
+				delete(ls.uris, uri)
+				dropped = append(dropped, uri)
+			}
+		}
 		ls.mu.Unlock()
+		if len(dropped) > 0 && l.srv.pool != nil {
+			for _, p := range l.srv.pool.list() {
+				var gone []string
+				for _, uri := range dropped {
+					if !p.sessionSubscribed(uri) {
+						gone = append(gone, uri)
+					}
+				}
+				p.subscribeURIs("resources/unsubscribe", gone)
+			}
+		}
 		m := l.srv.m
 		m.mu.Lock()
 		m.listening--
@@ -158,6 +206,64 @@ func (ls *listeners) notify(m *jsonrpc.Message) {
 			l.srv.m.log.Warn("subscription stream too slow: dropped a notification", "tool", l.srv.Name, "method", m.Method)
 		}
 	}
+}
+
+// notifyResource delivers notifications/resources/updated to the
+// listeners that were granted its URI, each with its own subscriptionId.
+func (ls *listeners) notifyResource(m *jsonrpc.Message, uri string) {
+	for _, l := range ls.list() {
+		if !slices.Contains(l.ack.ResourceSubscriptions, uri) {
+			continue
+		}
+		params, err := setMeta(m.Params, modern.MetaSubscriptionID, l.id)
+		if err != nil {
+			continue
+		}
+		if !l.sink.push(jsonrpc.Encode(&jsonrpc.Message{Kind: jsonrpc.KindNotification, Method: m.Method, Params: params})) {
+			l.srv.m.log.Warn("subscription stream too slow: dropped a notification", "tool", l.srv.Name, "method", m.Method)
+		}
+	}
+}
+
+// wantsURI reports whether some stream was granted uri.
+func (ls *listeners) wantsURI(uri string) bool {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return ls.uris[uri] > 0
+}
+
+// grantedURIs are the URIs some stream was granted (for a new process).
+func (ls *listeners) grantedURIs() []string {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	out := make([]string, 0, len(ls.uris))
+	for uri := range ls.uris {
+		out = append(out, uri)
+	}
+	return out
+}
+
+// subscribeURIs sends resources/subscribe or resources/unsubscribe for
+// each URI to a session-era pooled process, in the background.
+func (p *proc) subscribeURIs(method string, uris []string) {
+	if p.era != eraLegacy || !p.usable() {
+		return
+	}
+	for _, uri := range uris {
+		params, _ := json.Marshal(map[string]string{"uri": uri})
+		p.callDetached(&jsonrpc.Message{Kind: jsonrpc.KindRequest, ID: json.RawMessage("0"), Method: method, Params: params})
+	}
+}
+
+// sessionSubscribed reports whether a session on the process is subscribed
+// to uri.
+func (p *proc) sessionSubscribed(uri string) bool {
+	for _, s := range p.sessionList() {
+		if s.subscribed(uri) {
+			return true
+		}
+	}
+	return false
 }
 
 // expire ends listeners older than the server's max_lifetime (janitor).

@@ -414,11 +414,28 @@ func (pl *pool) warm(ctx context.Context) (*proc, error) {
 func (pl *pool) grow(ctx context.Context) (*proc, error) {
 	p, err := pl.start(ctx)
 	pl.mu.Lock()
-	defer pl.mu.Unlock()
 	pl.starting--
 	if err == nil {
 		pl.procs = append(pl.procs, p)
 	}
 	pl.notify()
+	pl.mu.Unlock()
+	if err == nil {
+		// Subscription streams' resources (listen.go). Read after the
+		// process is listed, so a stream granted a URI meanwhile either
+		// sees this process or is seen here.
+		p.subscribeURIs("resources/subscribe", pl.srv.listeners.grantedURIs())
+	}
 	return p, err
+}
+
+// modern reports whether the pool's processes speak only the modern
+// protocol (they refused initialize); false while it has none.
+func (pl *pool) modern() bool {
+	for _, p := range pl.list() {
+		if p.era == eraModern {
+			return true
+		}
+	}
+	return false
 }

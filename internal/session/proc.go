@@ -222,6 +222,9 @@ func (p *proc) HandleMessage(m *jsonrpc.Message) {
 				s.deliverToStream(jsonrpc.Encode(m), nil)
 			}
 		}
+		if p.daemon {
+			p.srv.listeners.notifyResource(m, uri)
+		}
 	case m.Method == "notifications/cancelled":
 		// The server withdraws one of its own requests to a client.
 		if rid := jsonrpc.ParamsFields(m.Params).RequestID; rid != nil {

@@ -535,6 +535,10 @@ func (s *Session) local(req *jsonrpc.Message, sink *Sink) (bool, error) {
 		delete(s.subs, f.URI)
 		p := s.proc
 		s.mu.Unlock()
+		if s.srv.listeners.wantsURI(f.URI) { // a subscription stream still needs it (listen.go)
+			answer(sink, req.ID, "{}")
+			return true, nil
+		}
 		if p != nil {
 			for _, o := range p.sessionList() {
 				if o != s && o.subscribed(f.URI) {
