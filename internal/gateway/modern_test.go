@@ -694,3 +694,30 @@ func TestModernShutdownStopsRequestProcesses(t *testing.T) {
 		t.Errorf("process %d outlived the shutdown", pid)
 	}
 }
+
+// TestModernGoSDKSubscribe: the Go SDK client's Subscribe, which under
+// 2026-07-28 opens a subscriptions/listen stream for the URI, receives the
+// session-era server's resource updates through a daemon pool.
+func TestModernGoSDKSubscribe(t *testing.T) {
+	h := newHarness(t, oneServer("    mode: daemon\n"))
+	updated := make(chan string, 8)
+	cs := h.connectVersion("t", &mcp.ClientOptions{
+		ResourceUpdatedHandler: func(_ context.Context, req *mcp.ResourceUpdatedNotificationRequest) { updated <- req.Params.URI },
+	}, &http.Transport{}, nil)
+	if err := cs.Subscribe(context.Background(), &mcp.SubscribeParams{URI: "file:///z"}); err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	callText(t, cs, "touch", map[string]any{"uri": "file:///other"})
+	callText(t, cs, "touch", map[string]any{"uri": "file:///z"})
+	select {
+	case uri := <-updated:
+		if uri != "file:///z" {
+			t.Errorf("update for %q, want file:///z only", uri)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no resources/updated within 10s")
+	}
+	if err := cs.Unsubscribe(context.Background(), &mcp.UnsubscribeParams{URI: "file:///z"}); err != nil {
+		t.Errorf("unsubscribe: %v", err)
+	}
+}
