@@ -556,26 +556,14 @@ func TestModernAccess(t *testing.T) {
 
 	// A requestState is bound to the identity that made the request, and
 	// to this gateway instance.
-	params := callParams("sample", map[string]any{"text": "q"})
-	meta := modernMeta()
-	meta["io.modelcontextprotocol/clientCapabilities"] = map[string]any{"sampling": map[string]any{}}
-	params["_meta"] = meta
+	params := sampleParams()
 	sample := modernHdr("tools/call", "sample")
-	r := h.post("team", modernBody(2, "tools/call", params), merge(sample, bearerHdr(laptopToken)))
-	var ir struct {
-		Result struct {
-			RequestState  string                    `json:"requestState"`
-			InputRequests map[string]map[string]any `json:"inputRequests"`
-		} `json:"result"`
-	}
-	if json.Unmarshal(r.Body, &ir) != nil || ir.Result.RequestState == "" {
-		t.Fatalf("first round: %d %s", r.Status, r.Body)
-	}
+	ir := h.firstRound("team", params, bearerHdr(laptopToken))
 	var key string
-	for k := range ir.Result.InputRequests {
+	for k := range ir.InputRequests {
 		key = k
 	}
-	params["requestState"] = ir.Result.RequestState
+	params["requestState"] = ir.RequestState
 	params["inputResponses"] = map[string]any{key: map[string]any{"role": "assistant", "model": "m", "content": map[string]any{"type": "text", "text": "A"}}}
 	retry := modernBody(3, "tools/call", params)
 	if r := h.post("team", retry, merge(sample, bearerHdr(ciToken))); r.Status != 400 || r.errorCode() != -32602 {

@@ -527,27 +527,48 @@ func TestModernMRTR(t *testing.T) {
 	}
 }
 
-// TestModernRequestStateChecks: a retry must come from the same request,
-// and a requestState works once.
-func TestModernRequestStateChecks(t *testing.T) {
-	h := newHarness(t, oneServer("    mode: daemon\n"))
+// inputRequired is the result of a modern request that needs input.
+type inputRequired struct {
+	ResultType    string                    `json:"resultType"`
+	InputRequests map[string]map[string]any `json:"inputRequests"`
+	RequestState  string                    `json:"requestState"`
+}
+
+// sampleParams are the params of a call to the test server's sample tool
+// from a modern client that declares sampling.
+func sampleParams() map[string]any {
 	params := callParams("sample", map[string]any{"text": "q"})
 	meta := modernMeta()
 	meta["io.modelcontextprotocol/clientCapabilities"] = map[string]any{"sampling": map[string]any{}}
 	params["_meta"] = meta
-	r := h.post("t", modernBody(1, "tools/call", params), modernHdr("tools/call", "sample"))
-	var ir struct {
-		Result struct {
-			ResultType    string                    `json:"resultType"`
-			InputRequests map[string]map[string]any `json:"inputRequests"`
-			RequestState  string                    `json:"requestState"`
-		} `json:"result"`
+	return params
+}
+
+// firstRound calls sample with params (and extra headers) and returns the
+// input_required result; it fails the test on anything else.
+func (h *harness) firstRound(server string, params map[string]any, hdr map[string]string) inputRequired {
+	h.t.Helper()
+	r := h.post(server, modernBody(1, "tools/call", params), merge(modernHdr("tools/call", "sample"), hdr))
+	var res struct {
+		Result inputRequired `json:"result"`
 	}
-	if err := json.Unmarshal(r.Body, &ir); err != nil || ir.Result.ResultType != "input_required" || len(ir.Result.InputRequests) != 1 {
-		t.Fatalf("first round: %d %s", r.Status, r.Body)
+	if json.Unmarshal(r.Body, &res) != nil || res.Result.ResultType != "input_required" || res.Result.RequestState == "" {
+		h.t.Fatalf("first round: %d %s, want input_required", r.Status, r.Body)
+	}
+	return res.Result
+}
+
+// TestModernRequestStateChecks: a retry must come from the same request,
+// and a requestState works once.
+func TestModernRequestStateChecks(t *testing.T) {
+	h := newHarness(t, oneServer("    mode: daemon\n"))
+	meta := sampleParams()["_meta"]
+	ir := h.firstRound("t", sampleParams(), nil)
+	if len(ir.InputRequests) != 1 {
+		t.Fatalf("input requests = %v, want one", ir.InputRequests)
 	}
 	var key string
-	for k, v := range ir.Result.InputRequests {
+	for k, v := range ir.InputRequests {
 		key = k
 		if v["method"] != "sampling/createMessage" {
 			t.Errorf("input request = %v", v)
@@ -560,14 +581,14 @@ func TestModernRequestStateChecks(t *testing.T) {
 		p["inputResponses"] = map[string]any{key: map[string]any{"role": "assistant", "model": "m", "content": map[string]any{"type": "text", "text": "A"}}}
 		return h.post("t", modernBody(id, "tools/call", p), modernHdr("tools/call", "sample"))
 	}
-	if r := retry(2, map[string]any{"text": "other"}, ir.Result.RequestState); r.Status != 400 || r.errorCode() != -32602 {
+	if r := retry(2, map[string]any{"text": "other"}, ir.RequestState); r.Status != 400 || r.errorCode() != -32602 {
 		t.Errorf("retry with other arguments: %d %s, want 400 -32602", r.Status, r.Body)
 	}
-	r = retry(3, map[string]any{"text": "q"}, ir.Result.RequestState)
+	r := retry(3, map[string]any{"text": "q"}, ir.RequestState)
 	if r.Status != 200 || !strings.Contains(string(r.Body), `\"text\":\"A\"`) || !strings.Contains(string(r.Body), `"id":3`) {
 		t.Errorf("retry: %d %s, want the tool's result with the retry's id", r.Status, r.Body)
 	}
-	if r := retry(4, map[string]any{"text": "q"}, ir.Result.RequestState); r.Status != 400 || r.errorCode() != -32602 {
+	if r := retry(4, map[string]any{"text": "q"}, ir.RequestState); r.Status != 400 || r.errorCode() != -32602 {
 		t.Errorf("second use of a requestState: %d %s, want 400 -32602", r.Status, r.Body)
 	}
 }
@@ -632,20 +653,8 @@ func TestModernListenLimit(t *testing.T) {
 // with the request's timeout, and a late retry gets -32602.
 func TestModernRequestStateExpires(t *testing.T) {
 	h := newHarness(t, oneServer("    timeouts: {request: 500ms}\n"))
-	params := callParams("sample", map[string]any{"text": "q"})
-	meta := modernMeta()
-	meta["io.modelcontextprotocol/clientCapabilities"] = map[string]any{"sampling": map[string]any{}}
-	params["_meta"] = meta
-	r := h.post("t", modernBody(1, "tools/call", params), modernHdr("tools/call", "sample"))
-	var ir struct {
-		Result struct {
-			ResultType   string `json:"resultType"`
-			RequestState string `json:"requestState"`
-		} `json:"result"`
-	}
-	if json.Unmarshal(r.Body, &ir) != nil || ir.Result.ResultType != "input_required" {
-		t.Fatalf("first round: %d %s", r.Status, r.Body)
-	}
+	params := sampleParams()
+	ir := h.firstRound("t", params, nil)
 	if n := h.g.mgr.Stats("t").Processes; n != 1 {
 		t.Fatalf("%d processes while the request waits for input, want 1", n)
 	}
@@ -653,7 +662,7 @@ func TestModernRequestStateExpires(t *testing.T) {
 	if len(h.logs.find("client did not retry a request that needed input; cancelling it", nil)) != 1 {
 		t.Error("expiry was not logged")
 	}
-	params["requestState"] = ir.Result.RequestState
+	params["requestState"] = ir.RequestState
 	params["inputResponses"] = map[string]any{}
 	if r := h.post("t", modernBody(2, "tools/call", params), modernHdr("tools/call", "sample")); r.Status != 400 || r.errorCode() != -32602 {
 		t.Errorf("late retry: %d %s, want 400 -32602", r.Status, r.Body)
