@@ -15,20 +15,23 @@ import (
 // Modern (2026-07-28) requests are stateless: each one carries its own
 // protocol version, client identity and capabilities in _meta (spec
 // 2026-07-28, basic/index, "Statelessness"). The gateway serves each on a
-// Session of its own that lives exactly as long as the request — never
-// published, never found by id — so that id rewriting, progress routing,
-// timeouts, cancellation and crash handling are the same code as for
-// session-era requests.
+// Session of its own that lives exactly as long as the request (across its
+// rounds, when it needs the client's input: mrtr.go) — never published,
+// never found by id — so that id rewriting, progress routing, timeouts,
+// cancellation and crash handling are the same code as for session-era
+// requests.
 //
-//   - daemon mode: the request goes to the least-loaded pooled process,
-//     modern or legacy; pooled processes were probed and initialised once.
+//   - daemon mode: the request goes to the least-loaded pooled process;
+//     pooled processes were initialised once, and probed with
+//     server/discover only if they refused (pool.go).
 //   - launcher mode: a process is started for the request (probed, and
 //     initialised with the client's own clientInfo and capabilities when it
 //     is legacy) and stopped when the request is over.
 //
 // A legacy process gets the request without the io.modelcontextprotocol/*
-// _meta keys, and its result gets resultType "complete" and the server's
-// serverInfo. A modern process gets the request as it came.
+// _meta keys, and its result gets resultType "complete", the server's
+// serverInfo and, for cacheable methods, caching hints. A modern process
+// gets the request as it came.
 
 // Call is one modern request in flight.
 type Call struct {
