@@ -328,9 +328,18 @@ func ReplaceParamsField(params json.RawMessage, key string, value json.RawMessag
 // SetMetaProgressToken returns params with _meta.progressToken set to the
 // string token, keeping every other member (MCP spec, utilities/progress).
 func SetMetaProgressToken(params json.RawMessage, token string) (json.RawMessage, error) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(params, &obj); err != nil {
-		return nil, err
+	tok, _ := json.Marshal(token)
+	return SetMeta(params, "progressToken", tok)
+}
+
+// SetMeta returns params with _meta[key] set to value (raw JSON), keeping
+// every other member. params must be an object, or empty (it becomes one).
+func SetMeta(params json.RawMessage, key string, value json.RawMessage) (json.RawMessage, error) {
+	obj := map[string]json.RawMessage{}
+	if len(bytes.TrimSpace(params)) > 0 {
+		if err := json.Unmarshal(params, &obj); err != nil {
+			return nil, err
+		}
 	}
 	meta := map[string]json.RawMessage{}
 	if raw, ok := obj["_meta"]; ok {
@@ -338,8 +347,7 @@ func SetMetaProgressToken(params json.RawMessage, token string) (json.RawMessage
 			return nil, err
 		}
 	}
-	tok, _ := json.Marshal(token)
-	meta["progressToken"] = tok
+	meta[key] = value
 	m, err := json.Marshal(meta)
 	if err != nil {
 		return nil, err

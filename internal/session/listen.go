@@ -136,9 +136,6 @@ func (srv *Server) Listen(id json.RawMessage, want Filter) (*Listener, error) {
 // Sink is the stream the front-end writes out.
 func (l *Listener) Sink() *Sink { return l.sink }
 
-// Acknowledged is the filter the gateway agreed to honour.
-func (l *Listener) Acknowledged() Filter { return l.ack }
-
 // Close ends the subscription (the client closed the stream).
 func (l *Listener) Close() {
 	l.once.Do(func() {
@@ -194,28 +191,23 @@ func (ls *listeners) list() []*Listener {
 // notify delivers a list-changed notification to the listeners that asked
 // for its kind, each with its own subscriptionId.
 func (ls *listeners) notify(m *jsonrpc.Message) {
-	for _, l := range ls.list() {
-		if !l.ack.wants(m.Method) {
-			continue
-		}
-		params, err := setMeta(m.Params, modern.MetaSubscriptionID, l.id)
-		if err != nil {
-			continue
-		}
-		if !l.sink.push(jsonrpc.Encode(&jsonrpc.Message{Kind: jsonrpc.KindNotification, Method: m.Method, Params: params})) {
-			l.srv.m.log.Warn("subscription stream too slow: dropped a notification", "tool", l.srv.Name, "method", m.Method)
-		}
-	}
+	ls.deliver(m, func(f Filter) bool { return f.wants(m.Method) })
 }
 
 // notifyResource delivers notifications/resources/updated to the
-// listeners that were granted its URI, each with its own subscriptionId.
+// listeners that were granted its URI.
 func (ls *listeners) notifyResource(m *jsonrpc.Message, uri string) {
+	ls.deliver(m, func(f Filter) bool { return slices.Contains(f.ResourceSubscriptions, uri) })
+}
+
+// deliver sends m, with each listener's subscriptionId in its _meta, to
+// the listeners whose granted filter wants it.
+func (ls *listeners) deliver(m *jsonrpc.Message, wants func(Filter) bool) {
 	for _, l := range ls.list() {
-		if !slices.Contains(l.ack.ResourceSubscriptions, uri) {
+		if !wants(l.ack) {
 			continue
 		}
-		params, err := setMeta(m.Params, modern.MetaSubscriptionID, l.id)
+		params, err := jsonrpc.SetMeta(m.Params, modern.MetaSubscriptionID, l.id)
 		if err != nil {
 			continue
 		}
@@ -279,28 +271,6 @@ func (ls *listeners) finishAll() {
 	for _, l := range ls.list() {
 		l.finish()
 	}
-}
-
-// setMeta returns params (an object, or empty) with _meta[key] = value.
-func setMeta(params json.RawMessage, key string, value json.RawMessage) (json.RawMessage, error) {
-	obj := map[string]json.RawMessage{}
-	if len(bytes.TrimSpace(params)) > 0 {
-		if err := json.Unmarshal(params, &obj); err != nil {
-			return nil, err
-		}
-	}
-	meta := map[string]json.RawMessage{}
-	if raw, ok := obj["_meta"]; ok {
-		if err := json.Unmarshal(raw, &meta); err != nil {
-			return nil, err
-		}
-	}
-	meta[key] = value
-	var err error
-	if obj["_meta"], err = json.Marshal(meta); err != nil {
-		return nil, err
-	}
-	return json.Marshal(obj)
 }
 
 // subscriptionOf returns params._meta subscriptionId, or nil.
