@@ -247,6 +247,11 @@ func TestModernRejections(t *testing.T) {
 			}
 		})
 	}
+	// A session-era server's list result gets the cautious caching hints.
+	if r := h.post("t", modernBody(5, "tools/list", nil), modernHdr("tools/list", "")); r.Status != http.StatusOK ||
+		!strings.Contains(string(r.Body), `"ttlMs":0`) || !strings.Contains(string(r.Body), `"cacheScope":"private"`) {
+		t.Errorf("tools/list: %d %.300s, want ttlMs 0 and cacheScope private", r.Status, r.Body)
+	}
 	// A notification is accepted (2026-07-28 defines none over HTTP).
 	if r := h.post("t", `{"jsonrpc":"2.0","method":"notifications/whatever"}`, modernHdr("notifications/whatever", "")); r.Status != http.StatusAccepted {
 		t.Errorf("notification: %d %s, want 202", r.Status, r.Body)

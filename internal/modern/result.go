@@ -63,16 +63,25 @@ func StripMeta(params json.RawMessage) (json.RawMessage, error) {
 // A result that is not a JSON object, names a member twice, or has a _meta
 // that is neither an object nor null is an error.
 //
-// It does not add the caching hints ttlMs and cacheScope that modern list
-// and resources/read results must carry (server/utilities/caching.mdx):
-// those depend on the method, which the caller knows.
-func CompleteResult(result, serverInfo json.RawMessage) (json.RawMessage, error) {
+// With cacheable (the caller knows the method: the list methods and
+// resources/read, server/utilities/caching.mdx), it also adds the caching
+// hints such results must carry, where absent, with the most cautious
+// values: ttlMs 0 (stale at once) and cacheScope "private".
+func CompleteResult(result, serverInfo json.RawMessage, cacheable bool) (json.RawMessage, error) {
 	o, err := parseObject(result)
 	if err != nil {
 		return nil, fmt.Errorf("result: %w", err)
 	}
 	if o.index("resultType") < 0 {
 		o = o.set("resultType", json.RawMessage(`"complete"`))
+	}
+	if cacheable {
+		if o.index("ttlMs") < 0 {
+			o = o.set("ttlMs", json.RawMessage(`0`))
+		}
+		if o.index("cacheScope") < 0 {
+			o = o.set("cacheScope", json.RawMessage(`"private"`))
+		}
 	}
 	if serverInfo != nil {
 		var meta object

@@ -104,9 +104,10 @@ func TestStripMetaErrors(t *testing.T) {
 func TestCompleteResult(t *testing.T) {
 	si := json.RawMessage(`{"name":"srv","version":"2.1.0"}`)
 	for _, tc := range []struct {
-		name, in string
-		si       json.RawMessage
-		want     string
+		name, in  string
+		si        json.RawMessage
+		cacheable bool
+		want      string
 	}{
 		{
 			name: "adds resultType and serverInfo",
@@ -143,9 +144,21 @@ func TestCompleteResult(t *testing.T) {
 			in:   `{}`,
 			want: `{"resultType":"complete"}`,
 		},
+		{
+			name:      "cacheable: adds the cautious caching hints",
+			in:        `{"tools":[]}`,
+			cacheable: true,
+			want:      `{"tools":[],"resultType":"complete","ttlMs":0,"cacheScope":"private"}`,
+		},
+		{
+			name:      "cacheable: keeps the server's own hints",
+			in:        `{"tools":[],"ttlMs":5000,"cacheScope":"public"}`,
+			cacheable: true,
+			want:      `{"tools":[],"ttlMs":5000,"cacheScope":"public","resultType":"complete"}`,
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := CompleteResult(json.RawMessage(tc.in), tc.si)
+			got, err := CompleteResult(json.RawMessage(tc.in), tc.si, tc.cacheable)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,7 +168,7 @@ func TestCompleteResult(t *testing.T) {
 		})
 	}
 	for _, in := range []string{`[]`, `null`, `"x"`, ``, `{"_meta":[]}`, `{"a":1,"a":1}`} {
-		if got, err := CompleteResult(json.RawMessage(in), si); err == nil {
+		if got, err := CompleteResult(json.RawMessage(in), si, true); err == nil {
 			t.Errorf("CompleteResult(%s) = %s, want an error", in, got)
 		}
 	}

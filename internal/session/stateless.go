@@ -77,10 +77,7 @@ func (srv *Server) Stateless(ctx context.Context, req *jsonrpc.Message, meta *mo
 			if m.Error != nil {
 				return errorStatus(m.Error)
 			}
-			res, err := modern.CompleteResult(m.Result, info)
-			if err == nil && cacheable[req.Method] {
-				res, err = addCacheHints(res)
-			}
+			res, err := modern.CompleteResult(m.Result, info, cacheable[req.Method])
 			if err != nil {
 				*m = *jsonrpc.NewError(m.ID, jsonrpc.CodeBackendInvalid,
 					fmt.Sprintf("server %q sent an invalid result: %v", srv.Name, err), nil)
@@ -244,23 +241,6 @@ func metaClientName(raw json.RawMessage) string {
 // hints (spec 2026-07-28, server/utilities/caching).
 var cacheable = map[string]bool{"tools/list": true, "prompts/list": true, "resources/list": true,
 	"resources/templates/list": true, "resources/read": true}
-
-// addCacheHints gives a session-era server's result the most cautious
-// caching hints where it has none: stale at once, private to the client.
-func addCacheHints(result json.RawMessage) (json.RawMessage, error) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(result, &obj); err != nil {
-		return nil, err
-	}
-	if _, ok := obj["ttlMs"]; !ok {
-		obj["ttlMs"] = json.RawMessage("0")
-	}
-	if _, ok := obj["cacheScope"]; !ok {
-		obj["cacheScope"] = json.RawMessage(`"private"`)
-	}
-	return json.Marshal(obj)
-}
-
 // launchAdhoc is launch for a process that belongs to no published session
 // (a modern request's, or one started to answer server/discover): the
 // manager tracks it so that shutdown stops it.
