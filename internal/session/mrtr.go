@@ -45,7 +45,7 @@ const statePrefix = "mcpgw-mrtr."
 
 // parked is a modern request waiting for its client's input.
 type parked struct {
-	token    string
+	token    string // the current requestState; "" once a retry took it and nothing is pending
 	call     *Call
 	ex       *exchange
 	identity string
@@ -55,7 +55,6 @@ type parked struct {
 	pending  map[string]pendingInput
 	order    []string // keys of pending, in arrival order
 	timer    *time.Timer
-	resumed  bool // a retry took it; no longer in srv.inputs
 }
 
 type pendingInput struct {
@@ -143,12 +142,18 @@ func (s *Session) inputRequest(p *proc, m *jsonrpc.Message) {
 		pk = &parked{call: s.call, ex: ex, identity: s.identity, method: ex.method, params: salientOf(s.reqParams),
 			clientID: ex.clientID, pending: make(map[string]pendingInput)}
 	}
+	if pk.token != "" && in.set[pk.token] != pk {
+		// Its requestState expired (or the call was forgotten at shutdown)
+		// between reading s.input and here: the call is ending.
+		in.mu.Unlock()
+		p.refuse(m.ID, "the client's request is over")
+		return
+	}
 	in.seq++
 	key := "input-" + strconv.FormatInt(in.seq, 10)
 	pk.pending[key] = pendingInput{backendID: m.ID, proc: p, method: m.Method, params: m.Params}
 	pk.order = append(pk.order, key)
-	waiting := pk.token != "" && !pk.resumed // already parked: the client gets it with the next round
-	if !waiting {
+	if pk.token == "" { // else already parked: the client gets this one with the next round
 		s.parkLocked(pk)
 	}
 	in.mu.Unlock()
@@ -163,7 +168,6 @@ func (s *Session) parkLocked(pk *parked) {
 		in.set = make(map[string]*parked)
 	}
 	pk.token = newStateToken()
-	pk.resumed = false
 	in.set[pk.token] = pk
 	s.mu.Lock()
 	s.input = pk
@@ -193,17 +197,13 @@ func (srv *Server) expireInput(token string) {
 	}
 	srv.m.log.Info("client did not retry a request that needed input; cancelling it", "tool", srv.Name,
 		"runtime", srv.cfg.Runtime, "method", pk.method)
-	for _, pi := range pk.pending {
-		pi.proc.refuse(pi.backendID, "the client did not provide the input in time")
-	}
-	pk.call.s.mu.Lock()
-	pk.call.s.input = nil
-	pk.call.s.mu.Unlock()
+	pk.call.s.cancelInput("the client did not provide the input in time")
 	pk.call.End()
 }
 
-// cancelInput forgets a parked state when its call ends for good.
-func (s *Session) cancelInput() {
+// cancelInput forgets a parked state when its call ends for good, and
+// refuses the server requests still waiting, saying why.
+func (s *Session) cancelInput(why string) {
 	s.mu.Lock()
 	pk := s.input
 	s.input = nil
@@ -221,13 +221,13 @@ func (s *Session) cancelInput() {
 		pk.timer.Stop()
 	}
 	for _, pi := range pk.pending {
-		pi.proc.refuse(pi.backendID, "the client's request is over")
+		pi.proc.refuse(pi.backendID, why)
 	}
 }
 
-// Parked reports whether the call is waiting for its client's retry: the
-// front-end then leaves it running when the first response ends.
-func (c *Call) Parked() bool {
+// waitingForRetry reports whether the call is waiting for its client's
+// retry (End then leaves it running).
+func (c *Call) waitingForRetry() bool {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
 	return c.s.input != nil
@@ -256,7 +256,6 @@ func (srv *Server) Resume(ctx context.Context, req *jsonrpc.Message, state strin
 			Message: "requestState does not belong to this request: a retry must repeat the original method, name and arguments, as the same client"}
 	}
 	delete(in.set, state)
-	pk.resumed = true
 	pk.timer.Stop()
 	var answers map[string]json.RawMessage
 	_ = json.Unmarshal(responses, &answers)

@@ -124,7 +124,7 @@ func errorStatus(raw json.RawMessage) int {
 // server gets notifications/cancelled. The request's own process (launcher
 // mode) is stopped.
 func (c *Call) End() {
-	if c.Parked() {
+	if c.waitingForRetry() {
 		return // the request waits for the client's retry (mrtr.go)
 	}
 	s := c.s
@@ -143,7 +143,7 @@ func (c *Call) End() {
 			"runtime", s.srv.cfg.Runtime, "method", ex.method)
 		ex.cancel("the client closed the response stream")
 	}
-	s.cancelInput()
+	s.cancelInput("the client's request is over")
 	switch {
 	case p == nil:
 	case c.own:
