@@ -241,6 +241,7 @@ func metaClientName(raw json.RawMessage) string {
 // hints (spec 2026-07-28, server/utilities/caching).
 var cacheable = map[string]bool{"tools/list": true, "prompts/list": true, "resources/list": true,
 	"resources/templates/list": true, "resources/read": true}
+
 // launchAdhoc is launch for a process that belongs to no published session
 // (a modern request's, or one started to answer server/discover): the
 // manager tracks it so that shutdown stops it.
