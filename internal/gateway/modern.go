@@ -52,7 +52,7 @@ func (g *Gateway) handleModern(w http.ResponseWriter, r *http.Request, srv *sess
 		writeErrorData(w, r, prob.Status, msg.ID, prob.Code, prob.Message, prob.Data)
 		return
 	}
-	ri.client = clientInfoName(meta.ClientInfo)
+	ri.client = implName(meta.ClientInfo)
 	if removedMethods[msg.Method] {
 		writeError(w, r, http.StatusNotFound, msg.ID, jsonrpc.CodeMethodNotFound,
 			fmt.Sprintf("method %q is not part of MCP %s", msg.Method, modern.Version), 0)
@@ -84,7 +84,7 @@ func (g *Gateway) handleModern(w http.ResponseWriter, r *http.Request, srv *sess
 		call, sink, err = srv.Resume(ctx, msg, mrtr.RequestState, mrtr.InputResponses)
 	} else {
 		sink = session.NewSink(1024)
-		call, err = srv.Stateless(ctx, msg, meta, sink)
+		call, err = srv.Stateless(ctx, msg, meta, ri.client, sink)
 	}
 	if err != nil {
 		g.writeSessionError(w, r, msg.ID, err)
@@ -151,19 +151,6 @@ func (g *Gateway) pump(w http.ResponseWriter, r *http.Request, sink *session.Sin
 			return
 		}
 	}
-}
-
-// clientInfoName is a clientInfo object as "name/version", for logs.
-func clientInfoName(raw json.RawMessage) string {
-	var ci struct {
-		Name    string `json:"name"`
-		Version string `json:"version"`
-	}
-	_ = json.Unmarshal(raw, &ci)
-	if ci.Name == "" && ci.Version == "" {
-		return ""
-	}
-	return truncate(ci.Name+"/"+ci.Version, 100)
 }
 
 // bodyVersion is params._meta's protocol version of a request, or "".

@@ -295,19 +295,24 @@ func (g *Gateway) writeSessionError(w http.ResponseWriter, r *http.Request, id j
 	writeError(w, r, status, id, se.Code, se.Message, se.RetryAfter)
 }
 
-// clientInfo is the part of initialize params the gateway logs.
-type clientInfo struct {
-	ClientInfo struct {
-		Name    string `json:"name"`
-		Version string `json:"version"`
-	} `json:"clientInfo"`
-}
-
 // clientName is the clientInfo of an initialize request as "name/version".
 func clientName(req *jsonrpc.Message) string {
-	var ci clientInfo
-	_ = json.Unmarshal(req.Params, &ci)
-	name := truncate(strings.TrimSpace(ci.ClientInfo.Name+"/"+ci.ClientInfo.Version), 100)
+	var p struct {
+		ClientInfo json.RawMessage `json:"clientInfo"`
+	}
+	_ = json.Unmarshal(req.Params, &p)
+	return implName(p.ClientInfo)
+}
+
+// implName is an MCP Implementation object (clientInfo) as "name/version",
+// for logs, or "" without either.
+func implName(raw json.RawMessage) string {
+	var ci struct {
+		Name    string `json:"name"`
+		Version string `json:"version"`
+	}
+	_ = json.Unmarshal(raw, &ci)
+	name := truncate(strings.TrimSpace(ci.Name+"/"+ci.Version), 100)
 	if name == "/" {
 		return ""
 	}

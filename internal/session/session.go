@@ -175,12 +175,8 @@ type initResult struct {
 
 // initParams is the part of a client's initialize the gateway reads.
 type initParams struct {
-	ProtocolVersion string `json:"protocolVersion"`
-	Capabilities    struct {
-		Sampling    json.RawMessage `json:"sampling"`
-		Elicitation json.RawMessage `json:"elicitation"`
-		Roots       json.RawMessage `json:"roots"`
-	} `json:"capabilities"`
+	ProtocolVersion string          `json:"protocolVersion"`
+	Capabilities    json.RawMessage `json:"capabilities"`
 }
 
 // SessionVersions are the protocol versions a session may negotiate,
@@ -327,8 +323,7 @@ func (srv *Server) initializeDaemon(ctx context.Context, req *jsonrpc.Message, c
 	}
 	s := srv.newSession(ctx, clientName)
 	s.protocolVersion = version
-	present := func(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
-	s.caps = clientCaps{sampling: present(ip.Capabilities.Sampling), elicitation: present(ip.Capabilities.Elicitation), roots: present(ip.Capabilities.Roots)}
+	s.caps = capsOf(ip.Capabilities)
 	s.proc = p
 	p.addSession(s)
 	if err := m.add(s); err != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/mcpgw/mcpgw/internal/jsonrpc"
@@ -42,11 +41,13 @@ type Call struct {
 // Stateless forwards one modern request. Exactly one outcome reaches sink,
 // as with Session.Begin; the front-end calls End once the response stream
 // is over. Errors are *Error and mean nothing was forwarded.
-func (srv *Server) Stateless(ctx context.Context, req *jsonrpc.Message, meta *modern.Meta, sink *Sink) (*Call, error) {
+//
+// clientName is the client's clientInfo as "name/version", for logs.
+func (srv *Server) Stateless(ctx context.Context, req *jsonrpc.Message, meta *modern.Meta, clientName string, sink *Sink) (*Call, error) {
 	if srv.m.Draining() {
 		return nil, errUnavailable("the gateway is shutting down", 5*time.Second, errShutdown)
 	}
-	s := srv.newSession(ctx, metaClientName(meta.ClientInfo))
+	s := srv.newSession(ctx, clientName)
 	s.modern = true
 	s.protocolVersion = modern.Version
 	s.caps = capsOf(meta.ClientCapabilities)
@@ -208,7 +209,8 @@ func (srv *Server) Discover(ctx context.Context) (json.RawMessage, error) {
 	return res, nil
 }
 
-// capsOf reads which server→client requests a modern client declared.
+// capsOf reads which server→client requests a client declared in its
+// capabilities (initialize's, or a modern request's _meta).
 func capsOf(raw json.RawMessage) clientCaps {
 	var c struct {
 		Sampling    json.RawMessage `json:"sampling"`
@@ -218,23 +220,6 @@ func capsOf(raw json.RawMessage) clientCaps {
 	_ = json.Unmarshal(raw, &c)
 	present := func(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
 	return clientCaps{sampling: present(c.Sampling), elicitation: present(c.Elicitation), roots: present(c.Roots)}
-}
-
-// metaClientName is a clientInfo object as "name/version", for logs.
-func metaClientName(raw json.RawMessage) string {
-	var ci struct {
-		Name    string `json:"name"`
-		Version string `json:"version"`
-	}
-	_ = json.Unmarshal(raw, &ci)
-	name := strings.TrimSpace(ci.Name + "/" + ci.Version)
-	if name == "/" {
-		return ""
-	}
-	if len(name) > 100 {
-		name = name[:100]
-	}
-	return name
 }
 
 // cacheable are the methods whose complete results must carry caching
