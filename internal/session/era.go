@@ -69,9 +69,13 @@ func (p *proc) probe(ctx context.Context) error {
 	select {
 	case resp := <-w.resp:
 		p.era = eraLegacy
-		if resp.Error == nil && discoverLists(resp.Result, modern.Version) {
+		var dr struct {
+			SupportedVersions []string `json:"supportedVersions"`
+		}
+		if resp.Error == nil && json.Unmarshal(resp.Result, &dr) == nil && contains(dr.SupportedVersions, modern.Version) {
 			p.era = eraModern
 			p.discover = resp.Result
+			p.discoverVersions = dr.SupportedVersions
 			p.serverInfo = modern.ServerInfo(resp.Result)
 		} else if resp.Error != nil && modern.IsModernError(resp.Error) {
 			srv.m.log.Warn("server speaks a modern MCP version the gateway does not; serving it as a session-era server",
@@ -91,17 +95,6 @@ func (p *proc) probe(ctx context.Context) error {
 			"tool", srv.Name, "runtime", srv.cfg.Runtime, "process", p.b.ID(), "waited_ms", limit.Milliseconds())
 		return nil
 	}
-}
-
-// discoverLists reports whether a DiscoverResult lists version.
-func discoverLists(result json.RawMessage, version string) bool {
-	var dr struct {
-		SupportedVersions []string `json:"supportedVersions"`
-	}
-	if json.Unmarshal(result, &dr) != nil {
-		return false
-	}
-	return contains(dr.SupportedVersions, version)
 }
 
 // initializeFor performs the initialize handshake with a legacy process
@@ -140,13 +133,9 @@ func (p *proc) discoverResult() (json.RawMessage, error) {
 	case p.initResult != nil:
 		versions = Supported()
 	case p.era == eraModern && !p.daemon:
-		var dr struct {
-			SupportedVersions []string `json:"supportedVersions"`
-		}
-		_ = json.Unmarshal(p.discover, &dr)
 		versions = versions[:0]
 		for _, v := range Supported() {
-			if contains(dr.SupportedVersions, v) {
+			if contains(p.discoverVersions, v) {
 				versions = append(versions, v)
 			}
 		}

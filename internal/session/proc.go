@@ -28,11 +28,12 @@ type proc struct {
 
 	// Set once by the probe and the handshake, before the proc is
 	// published. initResult is nil for a modern-only server.
-	era            era
-	discover       json.RawMessage // the server's DiscoverResult (modern)
-	serverInfo     json.RawMessage // for modern clients' results (legacy era)
-	initResult     json.RawMessage
-	backendVersion string
+	era              era
+	discover         json.RawMessage // the server's DiscoverResult (modern)
+	discoverVersions []string        // its supportedVersions
+	serverInfo       json.RawMessage // for modern clients' results (legacy era)
+	initResult       json.RawMessage
+	backendVersion   string
 
 	mu       sync.Mutex
 	sessions map[*Session]struct{}
