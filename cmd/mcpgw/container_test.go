@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,24 +17,6 @@ import (
 	"github.com/mcpgw/mcpgw/internal/enginetest"
 	"github.com/mcpgw/mcpgw/internal/runtime"
 )
-
-// syncBuffer is a bytes.Buffer safe for the writer goroutine of exec.Cmd.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // serveContainer runs "mcpgw serve" with one container server named
 // server and returns the process, its base URL and its log (stderr).
@@ -53,25 +32,8 @@ func serveContainer(t *testing.T, bin, server, image string) (*exec.Cmd, string,
 	if v, ok := os.LookupEnv("DOCKER_HOST"); ok {
 		cmd.Env = append(cmd.Env, "DOCKER_HOST="+v)
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("reading the startup line: %v (log: %s)", err, logs.String())
-	}
-	m := listenLine.FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("startup line %q", line)
-	}
-	return cmd, "http://" + m[1], logs
+	_, base, logs := awaitServe(t, cmd)
+	return cmd, base, logs
 }
 
 func connectServer(t *testing.T, base, server string) {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -123,25 +124,55 @@ func startServe(t *testing.T, bin string) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	line, base, _ := awaitServe(t, cmd)
+	if !strings.Contains(line, "/mcp/demo") {
+		t.Fatalf("startup line %q does not say where to connect", line)
+	}
+	return cmd, base
+}
+
+// awaitServe starts cmd (an "mcpgw serve"), stopped at the end of the test,
+// and waits for its startup line; it returns that line, the base URL it
+// names, and the process's stderr (its log).
+func awaitServe(t *testing.T, cmd *exec.Cmd) (line, base string, logs *syncBuffer) {
+	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	logs = &syncBuffer{}
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	line, err = bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
-		t.Fatalf("reading the startup line: %v (stderr: %s)", err, stderr.String())
+		t.Fatalf("reading the startup line: %v (log: %s)", err, logs.String())
 	}
 	m := listenLine.FindStringSubmatch(line)
-	if m == nil || !strings.Contains(line, "/mcp/demo") {
+	if m == nil {
 		t.Fatalf("startup line %q does not say where to connect", line)
 	}
-	return cmd, "http://" + m[1]
+	return line, "http://" + m[1], logs
+}
+
+// syncBuffer is a bytes.Buffer safe for the writer goroutine of exec.Cmd.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // connectDemo opens a session-based client session (one demo-server
