@@ -485,9 +485,15 @@ func BenchmarkRawBareHTTP16Callers(b *testing.B) { benchBareHTTP(b, 16) }
 
 func benchBareHTTP(b *testing.B, n int) {
 	body := []byte(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"benchmark payload"}]}}`)
+	benchRawHandler(b, n, func() []byte { return body })
+}
+
+// benchRawHandler runs n raw HTTP callers against a bare net/http server
+// whose every answer is reply().
+func benchRawHandler(b *testing.B, n int, reply func() []byte) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.ReadAll(r.Body)
-		writeJSON(w, http.StatusOK, body)
+		writeJSON(w, http.StatusOK, reply())
 	})}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -514,23 +520,7 @@ func BenchmarkRawMinimalProxy16Sessions(b *testing.B) { benchMinimalProxy(b, 16)
 
 func benchMinimalProxy(b *testing.B, n int) {
 	backend := newRawStdio(b)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.ReadAll(r.Body)
-		writeJSON(w, http.StatusOK, backend.call(rawEcho))
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ln) }() // owner: the benchmark
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
-	b.Cleanup(func() { hc.CloseIdleConnections(); _ = srv.Close(); <-done })
-	cs := make([]*rawHTTP, n)
-	for i := range cs {
-		cs[i] = &rawHTTP{url: "http://" + ln.Addr().String() + "/", hc: hc, sid: "bench"}
-	}
-	benchRaw(b, n, func(i int) { cs[i].call() })
+	benchRawHandler(b, n, func() []byte { return backend.call(rawEcho) })
 }
 
 func BenchmarkRawDirectStdio1Caller(b *testing.B) {
