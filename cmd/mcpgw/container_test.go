@@ -15,12 +15,13 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpgw/mcpgw/internal/enginetest"
-	"github.com/mcpgw/mcpgw/internal/runtime"
+	"github.com/mcpgw/mcpgw/internal/spawn"
+	"github.com/mcpgw/mcpgw/internal/testutil"
 )
 
 // serveContainer runs "mcpgw serve" with one container server named
 // server and returns the process, its base URL and its log (stderr).
-func serveContainer(t *testing.T, bin, server, image string) (*exec.Cmd, string, *syncBuffer) {
+func serveContainer(t *testing.T, bin, server, image string) (*exec.Cmd, string, *testutil.Buffer) {
 	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "mcpgw.yaml")
 	yaml := "listen: 127.0.0.1:0\nservers:\n  " + server + ":\n    runtime: container\n    timeouts: {kill_grace: 1s}\n    container: {image: " + image + "}\n"
@@ -52,22 +53,18 @@ func connectServer(t *testing.T, base, server string) {
 
 func containersOf(t *testing.T, cli *client.Client, server string) int {
 	t.Helper()
-	return len(enginetest.Containers(t, cli, runtime.LabelServer+"="+server))
+	return len(enginetest.Containers(t, cli, spawn.LabelServer+"="+server))
 }
 
 func waitContainers(t *testing.T, cli *client.Client, server string, want int, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for containersOf(t, cli, server) != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("containers of %s: %d, want %d after %s", server, containersOf(t, cli, server), want, within)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !testutil.WaitUntil(within, func() bool { return containersOf(t, cli, server) == want }) {
+		t.Fatalf("containers of %s: %d, want %d after %s", server, containersOf(t, cli, server), want, within)
 	}
 }
 
 // After SIGTERM of the gateway no container of it exists; after SIGKILL the
-// leftovers are removed when the gateway starts again (issue 3).
+// leftovers are removed when the gateway starts again.
 func TestContainerSignals(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")

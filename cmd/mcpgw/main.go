@@ -13,10 +13,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -32,7 +34,7 @@ import (
 var version = ""
 
 func main() {
-	// The sandbox shim (issue 7): the gateway re-executes itself to confine
+	// The sandbox shim: the gateway re-executes itself to confine
 	// a native server with Landlock before exec'ing it.
 	if sandbox.Requested() {
 		os.Exit(sandbox.Main())
@@ -99,7 +101,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 // runToken generates a bearer token of 256 random bits (base64url, 43
 // characters) and prints it once, with the auth.tokens line that holds
-// only its SHA-256: the token itself is stored nowhere (issue 6).
+// only its SHA-256: the token itself is stored nowhere.
 func runToken(args []string, stdout, stderr io.Writer) error {
 	name := "client"
 	switch len(args) {
@@ -190,26 +192,14 @@ func runCheck(args []string, stdout, stderr io.Writer, lookupEnv func(string) (s
 			for _, p := range ce.Problems {
 				fmt.Fprintf(stderr, "  %s\n", p)
 			}
-			// DESIGN.md: check "exits 1 with all errors listed".
+			// check exits 1 with all errors listed.
 			return fmt.Errorf("%s is not valid", *path)
 		}
 		return err
 	}
-	names := make([]string, 0, len(cfg.Servers))
-	for n := range cfg.Servers {
-		names = append(names, n)
-	}
-	fmt.Fprintf(stdout, "%s: ok (%d server(s): %s)\n", *path, len(cfg.Servers), strings.Join(sorted(names), ", "))
+	names := slices.Sorted(maps.Keys(cfg.Servers))
+	fmt.Fprintf(stdout, "%s: ok (%d server(s): %s)\n", *path, len(cfg.Servers), strings.Join(names, ", "))
 	return nil
-}
-
-func sorted(s []string) []string {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
-	return s
 }
 
 func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
@@ -265,6 +255,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, look
 		return fmt.Errorf("listening on %s: %w (is another gateway running? change listen or --listen)", cfg.Listen, err)
 	}
 	g := gateway.New(cfg, &gateway.Options{Logger: log, Getenv: lookupEnv, Version: versionString()})
+	// Before the startup line: the containers an earlier instance left
+	// are removed, and warm processes start.
+	if err := g.Open(ctx); err != nil {
+		ln.Close()
+		return fmt.Errorf("starting the gateway: %w", err)
+	}
 	addr := ln.Addr().String()
 	if host, _, _ := net.SplitHostPort(addr); !isLoopback(host) && cfg.Auth.Mode == config.AuthNone {
 		log.Warn("listening on a non-loopback address: anyone who can reach it can use the servers; put it behind an authenticating proxy",
@@ -276,11 +272,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, look
 	for _, o := range cfg.AllowedOrigins {
 		log.Info("accepting browser Origin", "origin", o)
 	}
-	names := make([]string, 0, len(cfg.Servers))
-	for n := range cfg.Servers {
-		names = append(names, n)
-	}
-	names = sorted(names)
+	names := slices.Sorted(maps.Keys(cfg.Servers))
 	fmt.Fprintf(stdout, "mcpgw %s listening on http://%s — connect an MCP client to http://%s/mcp/%s (servers: %s)\n",
 		versionString(), addr, addr, names[0], strings.Join(names, ", "))
 	log.Info("gateway started", "listen", addr, "servers", strings.Join(names, ","), "version", versionString())

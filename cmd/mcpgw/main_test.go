@@ -4,13 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +20,7 @@ import (
 	"github.com/mcpgw/mcpgw/internal/auth"
 	"github.com/mcpgw/mcpgw/internal/config"
 	"github.com/mcpgw/mcpgw/internal/proctest"
+	"github.com/mcpgw/mcpgw/internal/testutil"
 )
 
 func noEnv(string) (string, bool) { return "", false }
@@ -30,7 +31,7 @@ func TestRunCommands(t *testing.T) {
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(good, []byte("servers:\n  fs:\n    command: [\"/bin/cat\"]\n"), 0o600)
 	os.WriteFile(bad, []byte("servers:\n  fs:\n    comand: [\"/bin/cat\"]\n    max_concurrent: -1\n"), 0o600)
-	// Workspaces are checked at load (issue 7): a sensitive host path and a
+	// Workspaces are checked at load: a sensitive host path and a
 	// subpath whose symlink leads out of its workspace.
 	badWS := filepath.Join(dir, "badws.yaml")
 	os.Mkdir(filepath.Join(dir, "ws"), 0o755)
@@ -134,13 +135,13 @@ func startServe(t *testing.T, bin string) (*exec.Cmd, string) {
 // awaitServe starts cmd (an "mcpgw serve"), stopped at the end of the test,
 // and waits for its startup line; it returns that line, the base URL it
 // names, and the process's stderr (its log).
-func awaitServe(t *testing.T, cmd *exec.Cmd) (line, base string, logs *syncBuffer) {
+func awaitServe(t *testing.T, cmd *exec.Cmd) (line, base string, logs *testutil.Buffer) {
 	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs = &syncBuffer{}
+	logs = &testutil.Buffer{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -155,24 +156,6 @@ func awaitServe(t *testing.T, cmd *exec.Cmd) (line, base string, logs *syncBuffe
 		t.Fatalf("startup line %q does not say where to connect", line)
 	}
 	return line, "http://" + m[1], logs
-}
-
-// syncBuffer is a bytes.Buffer safe for the writer goroutine of exec.Cmd.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // connectDemo opens a session-based client session (one demo-server
@@ -206,14 +189,8 @@ func alive(pid int) bool { return proctest.Alive(pid) }
 
 func waitGone(t *testing.T, pids []int, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
 	for _, p := range pids {
-		for alive(p) {
-			if time.Now().After(deadline) {
-				t.Fatalf("process %d still alive after %s", p, within)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		testutil.Eventually(t, within, fmt.Sprintf("process %d to exit", p), func() bool { return !alive(p) })
 	}
 }
 

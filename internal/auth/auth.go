@@ -1,4 +1,4 @@
-// Package auth owns client authentication (issue 6): static bearer tokens
+// Package auth owns client authentication: static bearer tokens
 // compared by SHA-256 digest in constant time, and JSON Web Tokens (OIDC
 // ID tokens, Cloudflare Access application tokens) verified with
 // github.com/coreos/go-oidc/v3 against the issuer's published keys.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 
+	"github.com/mcpgw/mcpgw/internal/clip"
 	"github.com/mcpgw/mcpgw/internal/config"
 )
 
@@ -80,7 +81,7 @@ func (v *jwtVerifier) verify(ctx context.Context, raw string) (Identity, error) 
 	if !slices.Contains(v.algs, hdr.Alg) {
 		// Refused before any key is looked at: "none", and HMAC with a
 		// public key as the secret, never reach a verifier.
-		return Identity{}, fail(ReasonAlgorithm, fmt.Sprintf("alg %q", truncate(hdr.Alg, 16)))
+		return Identity{}, fail(ReasonAlgorithm, fmt.Sprintf("alg %q", clip.String(hdr.Alg, 16)))
 	}
 	var reason Reason
 	tok, err := v.verifier.Verify(context.WithValue(ctx, reasonKey{}, &reason), raw)
@@ -132,7 +133,7 @@ func (v *jwtVerifier) verify(ctx context.Context, raw string) (Identity, error) 
 	default:
 		return Identity{}, fail(ReasonNoIdentity, "")
 	}
-	return Identity{Name: truncate(name, 256), Method: "jwt"}, nil
+	return Identity{Name: clip.String(name, 256), Method: "jwt"}, nil
 }
 
 // numericDate converts a NumericDate claim (RFC 7519, section 2: seconds
@@ -176,11 +177,4 @@ func parseHeader(raw string) (jwtHeader, error) {
 		return h, errors.New("header has no alg")
 	}
 	return h, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

@@ -22,6 +22,9 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
+	"github.com/mcpgw/mcpgw/internal/clip"
 	"github.com/mcpgw/mcpgw/internal/jsonrpc"
 )
 
@@ -150,10 +153,9 @@ func New(proc Process, handler Handler, opts Options) *Backend {
 		readerErr: make(chan error, 1),
 		done:      make(chan struct{}),
 	}
-	b.wg.Add(3)
-	go func() { defer b.wg.Done(); b.readerErr <- b.readStdout() }()
-	go func() { defer b.wg.Done(); b.readStderr() }()
-	go b.supervise()
+	b.wg.Go(func() { b.readerErr <- b.readStdout() })
+	b.wg.Go(b.readStderr)
+	b.wg.Go(b.supervise)
 	return b
 }
 
@@ -174,25 +176,69 @@ func (b *Backend) Err() error {
 // reply. It returns that id. m.ID is not modified; the caller keeps the
 // client's id for the way back.
 func (b *Backend) Call(ctx context.Context, m *jsonrpc.Message, w Waiter) (int64, error) {
-	b.mu.Lock()
-	if b.err != nil {
-		err := b.err
-		b.mu.Unlock()
+	id, err := b.Register(w)
+	if err != nil {
 		return 0, err
 	}
-	b.nextID++
-	id := b.nextID
-	b.pending[id] = w
-	b.mu.Unlock()
+	return id, b.Write(ctx, id, m)
+}
 
+// Register allocates a gateway id and registers w for the reply to the
+// request that Write will send under it. Splitting the two lets a caller
+// record the id (for its timeout and cancellation) before the write,
+// without holding a lock of its own across the write to stdin.
+func (b *Backend) Register(w Waiter) (int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil {
+		return 0, b.err
+	}
+	b.nextID++
+	b.pending[b.nextID] = w
+	return b.nextID, nil
+}
+
+// Write sends request m under the id Register returned. On failure the
+// waiter is forgotten (and never called).
+func (b *Backend) Write(ctx context.Context, id int64, m *jsonrpc.Message) error {
 	out := *m
 	out.ID = jsonrpc.IntID(id)
 	if err := b.write(ctx, jsonrpc.Encode(&out)); err != nil {
 		b.Forget(id)
-		return 0, err
+		return err
 	}
-	return id, nil
+	return nil
 }
+
+// Roundtrip sends request m and waits for its reply, for requests the
+// gateway makes itself (initialize, server/discover, re-subscriptions).
+// When ctx ends first, the waiter is forgotten (a late reply is discarded)
+// and ctx's error is returned; when the backend ends first, its cause.
+func (b *Backend) Roundtrip(ctx context.Context, m *jsonrpc.Message) (*jsonrpc.Message, error) {
+	w := &chanWaiter{resp: make(chan *jsonrpc.Message, 1), err: make(chan error, 1)}
+	id, err := b.Call(ctx, m, w)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case resp := <-w.resp:
+		return resp, nil
+	case err := <-w.err:
+		return nil, err
+	case <-ctx.Done():
+		b.Forget(id)
+		return nil, ctx.Err()
+	}
+}
+
+// chanWaiter hands an outcome to Roundtrip.
+type chanWaiter struct {
+	resp chan *jsonrpc.Message
+	err  chan error
+}
+
+func (w *chanWaiter) Respond(m *jsonrpc.Message) { w.resp <- m }
+func (w *chanWaiter) Fail(err error)             { w.err <- err }
 
 // Forget drops the waiter for id (after a timeout or a cancellation); a late
 // reply is then discarded.
@@ -268,7 +314,6 @@ func (b *Backend) end(cause error) {
 }
 
 func (b *Backend) supervise() {
-	defer b.wg.Done()
 	var cause error
 	readerDone := false
 	select {
@@ -374,7 +419,7 @@ func (b *Backend) readStdout() error {
 		}
 		m, perr := jsonrpc.Parse(line)
 		if perr != nil {
-			b.log.Warn("backend wrote a line that is not JSON-RPC", "line", truncate(line, 200), "error", perr.Error())
+			b.log.Warn("backend wrote a line that is not JSON-RPC", "line", clip.Bytes(line, 200), "error", perr.Error())
 			return fmt.Errorf("%w: %v", ErrProtocol, perr)
 		}
 		b.dispatch(m)
@@ -393,7 +438,7 @@ func (b *Backend) dispatch(m *jsonrpc.Message) {
 	}
 	id, err := strconv.ParseInt(string(bytes.TrimSpace(m.ID)), 10, 64)
 	if err != nil {
-		b.log.Warn("backend answered an id the gateway never sent", "id", truncate(m.ID, 64))
+		b.log.Warn("backend answered an id the gateway never sent", "id", clip.Bytes(m.ID, 64))
 		return
 	}
 	b.mu.Lock()
@@ -433,35 +478,23 @@ func readLine(r *bufio.Reader, buf []byte, max int64) ([]byte, error) {
 	}
 }
 
-func truncate(b []byte, n int) string {
-	if len(b) <= n {
-		return string(b)
-	}
-	return string(b[:n]) + "…"
-}
-
 // readStderr logs each stderr line at info, bounded in length and rate.
 func (b *Backend) readStderr() {
 	r := bufio.NewReaderSize(b.proc.Stderr(), 16<<10)
 	limit := b.opts.StderrLineBytes
-	tokens := float64(b.opts.StderrBurst)
-	last := time.Now()
+	lim := rate.NewLimiter(rate.Limit(b.opts.StderrPerSecond), b.opts.StderrBurst)
 	dropped := 0
+	reportDropped := func() {
+		if dropped > 0 {
+			b.log.Warn("backend stderr was rate limited", "stream", "stderr", "dropped_lines", dropped)
+			dropped = 0
+		}
+	}
 	for {
 		line, truncated, err := readBoundedLine(r, limit)
 		if len(line) > 0 || truncated {
-			now := time.Now()
-			tokens += now.Sub(last).Seconds() * b.opts.StderrPerSecond
-			if tokens > float64(b.opts.StderrBurst) {
-				tokens = float64(b.opts.StderrBurst)
-			}
-			last = now
-			if tokens >= 1 {
-				tokens--
-				if dropped > 0 {
-					b.log.Warn("backend stderr was rate limited", "stream", "stderr", "dropped_lines", dropped)
-					dropped = 0
-				}
+			if lim.Allow() {
+				reportDropped()
 				attrs := []any{"stream", "stderr", "line", string(line)}
 				if truncated {
 					attrs = append(attrs, "truncated", true)
@@ -472,9 +505,7 @@ func (b *Backend) readStderr() {
 			}
 		}
 		if err != nil {
-			if dropped > 0 {
-				b.log.Warn("backend stderr was rate limited", "stream", "stderr", "dropped_lines", dropped)
-			}
+			reportDropped()
 			return
 		}
 	}

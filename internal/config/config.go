@@ -4,7 +4,7 @@
 // effective values, so no other package needs to know a default, re-check a
 // bound or read the environment for configuration.
 //
-// The format is DESIGN.md, "Configuration (YAML)"; docs/config.md is the
+// The format is documented in docs/config.md, which is the
 // reference for operators. Every problem is reported with its key path (and
 // line), all at once, so that `mcpgw check` can list them; values that may
 // have come from the environment are never quoted in a message.

@@ -377,7 +377,7 @@ func TestParseProblems(t *testing.T) {
 			},
 		},
 
-		// Authentication, allow lists and rate limits (issue 6).
+		// Authentication, allow lists and rate limits.
 		{
 			name: "public listen without auth",
 			yaml: "listen: :8080\nallowed_hosts: [localhost, mcp.example.com]\nservers: {a: {command: [x]}}\n",
@@ -840,7 +840,7 @@ servers:
 			want: []string{"servers.b.\"<<\": a merge key must refer to a mapping or a list of mappings, not a single value (line 4)"},
 		},
 	}
-	// Keys that DESIGN.md documents but this version does not implement.
+	// Keys that are planned but this version does not implement.
 	for _, k := range reservedTopKeys {
 		tests = append(tests, test{
 			name: "reserved " + k,
@@ -874,8 +874,8 @@ servers:
 	}
 }
 
-// TestContainerDefaults pins the container block's defaults (issue 3;
-// docs/config.md mirrors them).
+// TestContainerDefaults pins the container block's defaults
+// (docs/config.md mirrors them).
 func TestContainerDefaults(t *testing.T) {
 	got := mustParse(t, "servers: {s: {runtime: container, container: {image: mcp/x}}}", nil)
 	want := &Container{

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/mcpgw/mcpgw/internal/clip"
 )
 
 // The decoder walks the yaml.Node tree itself instead of unmarshalling into
@@ -29,7 +31,7 @@ const (
 	maxMergeDepth = 16
 )
 
-// Keys that DESIGN.md documents but this version does not implement. They
+// Keys that are planned but this version does not implement. They
 // get their own message so that an operator does not hunt for a typo.
 var (
 	reservedTopKeys    []string
@@ -153,8 +155,8 @@ func (d *decoder) servers(path string, n *yaml.Node, c *Config) {
 		s := newServer(e.key)
 		c.Servers[e.key] = s
 		d.mapping(p, e.v, fields{
-			"runtime": d.str(&s.Runtime),
-			"mode":    d.str(&s.Mode),
+			"runtime": d.str((*string)(&s.Runtime)),
+			"mode":    d.str((*string)(&s.Mode)),
 			"command": d.strList(&s.Command, `; write the program and its arguments as a list, e.g. ["npx", "-y", "some-server"] (it never runs through a shell)`),
 			"env":     d.env(&s.Env),
 			"workdir": d.str(&s.Workdir),
@@ -203,7 +205,7 @@ func (d *decoder) container(path string, n *yaml.Node, s *Server) {
 }
 
 // mounts decodes a server's workspaces: a list of {name, subpath, target,
-// mode} mappings (issue 7).
+// mode} mappings.
 func (d *decoder) mounts(path string, n *yaml.Node, s *Server) {
 	n = d.resolve(n)
 	if isNull(n) || d.badTag(path, n) {
@@ -506,7 +508,7 @@ func (d *decoder) badTag(path string, n *yaml.Node) bool {
 	if n.Style&yaml.TaggedStyle == 0 || slices.Contains(standardTags, n.ShortTag()) {
 		return false
 	}
-	d.addf(path, n, "the YAML tag %s is not supported; write the plain value (and ${NAME} for an environment variable)", truncate(n.Tag, 64))
+	d.addf(path, n, "the YAML tag %s is not supported; write the plain value (and ${NAME} for an environment variable)", clip.String(n.Tag, 64))
 	return true
 }
 
@@ -633,7 +635,7 @@ var plainKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 // words are quoted, so a path stays readable and unambiguous.
 func joinKey(parent, key string) string {
 	if !plainKey.MatchString(key) {
-		key = strconv.Quote(truncate(key, 64))
+		key = strconv.Quote(clip.String(key, 64))
 	}
 	if parent == "" {
 		return key

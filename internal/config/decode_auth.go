@@ -12,7 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Decoders of the keys of issue 6: auth, trusted_proxies, rate.
+// Decoders of the authentication keys: auth, trusted_proxies, rate.
 
 // auth decodes the auth: mapping. Writing the key at all leaves the local
 // mode: the mode becomes what the mapping says (mode: none) or implies

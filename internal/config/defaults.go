@@ -1,9 +1,12 @@
 package config
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Every default and every bound of the configuration lives in this file and
-// nowhere else (STYLE.md, habit 8). docs/config.md mirrors it: change both.
+// nowhere else. docs/config.md mirrors it: change both.
 
 // Defaults for keys the file does not set.
 const (
@@ -21,8 +24,8 @@ const (
 	defaultReadTimeout     = 30 * time.Second
 	defaultMaxSessions     = 4096
 
-	defaultRuntime            = "native"
-	defaultMode               = "launcher"
+	defaultRuntime            = RuntimeNative
+	defaultMode               = ModeLauncher
 	defaultStartupTimeout     = 30 * time.Second
 	defaultRequestTimeout     = 60 * time.Second
 	defaultIdleTimeout        = 15 * time.Minute
@@ -36,7 +39,7 @@ const (
 	defaultMaxInflightPerProc = 16
 	defaultQueueTimeout       = 0 // fail fast
 
-	// Authentication and rate limits (issue 6).
+	// Authentication and rate limits.
 	defaultJWKSPath  = "/cdn-cgi/access/certs" // Cloudflare Access; appended to issuer
 	defaultClockSkew = 60 * time.Second
 	defaultRatePer   = "identity"
@@ -49,7 +52,7 @@ const (
 	defaultContainerCPUs      = 1.0
 	defaultContainerPidsLimit = 128
 	defaultContainerNoFile    = 1024
-	defaultContainerPull      = "never"
+	defaultContainerPull      = PullNever
 )
 
 // Defaults that are lists: fresh copies each time, since a Config is
@@ -169,34 +172,34 @@ func newServer(name string) *Server {
 func applyModeDefaults(s *Server) {
 	if s.MaxProcesses == 0 {
 		s.MaxProcesses = defaultServerMaxProcesses
-		if s.Mode == "daemon" {
+		if s.Mode == ModeDaemon {
 			s.MaxProcesses = defaultDaemonMaxProcesses
 		}
 	}
 }
 
 // defaultMountMode is a workspace mount's mode when none is given: the
-// least access (issue 7).
+// least access.
 const defaultMountMode = "ro"
 
 // applyWorkspaceDefaults fills the defaults that depend on other keys: a
 // container mount's target is /workspace/NAME; a native server with
 // workspaces is confined with Landlock unless it says otherwise, one
-// without is not (issue 7); a container has no native sandbox.
+// without is not; a container has no native sandbox.
 func applyWorkspaceDefaults(s *Server) {
 	for i := range s.Workspaces {
 		m := &s.Workspaces[i]
-		if s.Runtime == "container" && m.Target == "" && m.Name != "" {
+		if s.Runtime == RuntimeContainer && m.Target == "" && m.Name != "" {
 			m.Target = "/workspace/" + m.Name
 		}
 	}
 	if s.Sandbox == "" {
 		switch {
-		case s.Runtime == "container":
+		case s.Runtime == RuntimeContainer:
 			s.Sandbox = SandboxNone
 		default:
 			// Every native server is confined unless its configuration
-			// opts out with sandbox: none (issue 7).
+			// opts out with sandbox: none.
 			s.Sandbox = SandboxLandlock
 		}
 	}
@@ -218,13 +221,15 @@ func newContainer() *Container {
 	}
 }
 
-// AllowedCapabilities are the only capabilities container.cap_add may add
-// back after CapDrop ALL (issue 3: "cap_add only as an explicit
-// allowlist"). They are the harmless part of Docker's default set; the ones
-// that widen the attack surface on the host or the network (SYS_ADMIN,
-// SYS_PTRACE, NET_ADMIN, NET_RAW, SYS_MODULE, MKNOD, AUDIT_WRITE, …) can
-// never be added.
-var AllowedCapabilities = []string{
+// allowedCapabilities are the only capabilities container.cap_add may add
+// back after CapDrop ALL: an explicit allowlist of the harmless part of
+// Docker's default set. The ones that widen the attack surface on the host
+// or the network (SYS_ADMIN, SYS_PTRACE, NET_ADMIN, NET_RAW, SYS_MODULE,
+// MKNOD, AUDIT_WRITE, …) can never be added.
+var allowedCapabilities = []string{
 	"CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE",
 	"SETFCAP", "SETGID", "SETPCAP", "SETUID",
 }
+
+// AllowedCapabilities returns the capabilities container.cap_add may add.
+func AllowedCapabilities() []string { return slices.Clone(allowedCapabilities) }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/mcpgw/mcpgw/internal/clip"
 )
 
 // envNamePattern is what ${NAME} may contain and what env keys must match:
@@ -52,7 +54,7 @@ func expand(s string, lookupEnv func(string) (string, bool)) (string, error) {
 			}
 			v, ok := lookupEnv(name)
 			if !ok {
-				return "", fmt.Errorf("environment variable %s is not set", truncate(name, 64))
+				return "", fmt.Errorf("environment variable %s is not set", clip.String(name, 64))
 			}
 			b.WriteString(v)
 			i += 2 + end + 1

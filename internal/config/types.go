@@ -29,7 +29,7 @@ type Config struct {
 	Limits Limits
 	// Servers maps a server name (matching ServerNamePattern) to its settings.
 	Servers map[string]*Server
-	// Auth says who may call the gateway (issue 6).
+	// Auth says who may call the gateway.
 	Auth Auth
 	// TrustedProxies are the peers (CIDR prefixes, masked) whose
 	// CF-Connecting-IP and X-Forwarded-For headers name the client.
@@ -39,9 +39,9 @@ type Config struct {
 	// SessionRate limits new sessions (initialize requests) across all
 	// servers; nil: no limit beyond Rate.
 	SessionRate *Rate
-	// Workspaces maps a workspace name to its host directory, as written
-	// (issue 7). Servers mount them through Server.Workspaces, which hold
-	// the resolved paths.
+	// Workspaces maps a workspace name to its host directory, as written.
+	// Servers mount them through Server.Workspaces, which hold the
+	// resolved paths.
 	Workspaces map[string]string
 }
 
@@ -119,8 +119,8 @@ type Limits struct {
 type Server struct {
 	// Name is the server's key under servers:, repeated here for logs.
 	Name          string
-	Runtime       string            // native (default) | container
-	Mode          string            // launcher (default)
+	Runtime       Runtime           // RuntimeNative (default) | RuntimeContainer
+	Mode          Mode              // ModeLauncher (default) | ModeDaemon
 	Command       []string          // argv; never run through a shell
 	Env           map[string]string // expanded values; secrets: never log them
 	Workdir       string            // "" = the gateway's working directory
@@ -129,7 +129,7 @@ type Server struct {
 	MaxProcesses  int           // live processes of this server (default 4 in launcher mode, 1 in daemon mode)
 	QueueTimeout  time.Duration // wait for a slot before 429 (default 0 = fail fast)
 
-	// Daemon mode only (issue 4).
+	// Daemon mode only.
 	MinProcesses          int // warm processes started with the gateway and kept (default 0)
 	MaxInflightPerProcess int // requests in flight on one pooled process (default 16)
 	// Allow lists the identities that may use the server: exact
@@ -141,10 +141,10 @@ type Server struct {
 	Rate        *Rate
 	SessionRate *Rate
 
-	// Container is set exactly when Runtime is "container" (issue 3).
+	// Container is set exactly when Runtime is "container".
 	Container *Container
 
-	// Workspaces are the host directories the server may use (issue 7),
+	// Workspaces are the host directories the server may use,
 	// in file order; the first is its working directory.
 	Workspaces []Mount
 	// Sandbox is how a native server is confined: SandboxLandlock,
@@ -156,6 +156,36 @@ type Server struct {
 	// read (and execute from), resolved to real paths.
 	ReadPaths []string
 }
+
+// Runtime is how a server's processes run (Server.Runtime).
+type Runtime string
+
+// Runtimes.
+const (
+	// RuntimeNative runs a server as a process of its own process group,
+	// confined by Landlock unless it opts out.
+	RuntimeNative Runtime = "native"
+	// RuntimeContainer runs a server in a hardened container created
+	// through the Docker Engine API.
+	RuntimeContainer Runtime = "container"
+)
+
+// Mode is how a server's processes are shared (Server.Mode).
+type Mode string
+
+// Modes.
+const (
+	// ModeLauncher gives each client session a process of its own.
+	ModeLauncher Mode = "launcher"
+	// ModeDaemon keeps a pool of processes shared by every session.
+	ModeDaemon Mode = "daemon"
+)
+
+// Image pull policies (Container.Pull).
+const (
+	PullNever   = "never"
+	PullMissing = "missing"
+)
 
 // Sandbox modes (Server.Sandbox).
 const (
@@ -186,7 +216,7 @@ type Mount struct {
 // ReadOnly reports whether the mount is read-only.
 func (m Mount) ReadOnly() bool { return m.Mode != "rw" }
 
-// Container is the per-server container block (DESIGN.md, issue 3). The
+// Container is the per-server container block. The
 // hardening that is not configurable (no privileged mode, CapDrop ALL,
 // no-new-privileges, default seccomp, an init process, private PID, IPC
 // and UTS namespaces, no device or Docker socket mounts) is applied by

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
@@ -12,11 +13,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/mcpgw/mcpgw/internal/clip"
 )
 
 // ServerNamePattern is what a server name must match. The name is a path
-// segment of /mcp/{server} (DESIGN.md, "Endpoints"), so it is kept to
+// segment of /mcp/{server} (docs/design.md, "Endpoints"), so it is kept to
 // characters that need no escaping and cannot form a dot segment.
 var ServerNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
@@ -97,12 +99,7 @@ func (v *validator) config(c *Config) {
 	if len(c.Servers) == 0 {
 		v.add("servers", `at least one server is required, e.g. servers: {fs: {command: ["mcp-server-filesystem", "/srv"]}}`)
 	}
-	names := make([]string, 0, len(c.Servers))
-	for name := range c.Servers {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(c.Servers)) {
 		v.server(joinKey("servers", name), name, c.Servers[name])
 		if s := c.Servers[name]; s != nil && len(s.Allow) > 0 && c.Auth.Mode != AuthRequired {
 			v.add(joinKey("servers", name)+".allow", "needs authentication (auth.tokens or auth.jwt): without it every caller is anonymous")
@@ -122,11 +119,11 @@ func (v *validator) server(path, name string, s *Server) {
 		v.add(path, "the server's Name field does not match its key")
 	}
 	switch s.Runtime {
-	case "native":
+	case RuntimeNative:
 		if s.Container != nil {
 			v.add(path+".container", "is only for runtime: container; set runtime: container or remove the block")
 		}
-	case "container":
+	case RuntimeContainer:
 		if s.Container == nil {
 			v.add(path+".container", "is required for runtime: container and must name the image, e.g. container: {image: mcp/filesystem}")
 		}
@@ -134,21 +131,20 @@ func (v *validator) server(path, name string, s *Server) {
 			v.add(path+".workdir", "is for runtime: native only; a container runs in its image's working directory")
 		}
 	default:
-		v.add(path+".runtime", "must be native or container"+v.got(path+".runtime", s.Runtime))
+		v.add(path+".runtime", "must be native or container"+v.got(path+".runtime", string(s.Runtime)))
 	}
 	if s.Container != nil {
 		v.container(path+".container", s.Container)
 	}
 	switch s.Mode {
-	case "launcher":
-	case "daemon":
+	case ModeLauncher, ModeDaemon:
 	default:
-		v.add(path+".mode", "must be launcher or daemon"+v.got(path+".mode", s.Mode))
+		v.add(path+".mode", "must be launcher or daemon"+v.got(path+".mode", string(s.Mode)))
 	}
 
 	// Arguments and env values may be secrets: never quote them. A
 	// container's command is optional: without it the image's CMD runs.
-	if len(s.Command) == 0 && s.Runtime != "container" {
+	if len(s.Command) == 0 && s.Runtime != RuntimeContainer {
 		v.add(path+".command", `must name the program to run and its arguments as a list, e.g. ["mcp-server-filesystem", "/srv"]`)
 	}
 	for i, arg := range s.Command {
@@ -160,12 +156,7 @@ func (v *validator) server(path, name string, s *Server) {
 			v.add(p, "must not contain a NUL byte")
 		}
 	}
-	keys := make([]string, 0, len(s.Env))
-	for k := range s.Env {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 		p := joinKey(path+".env", k)
 		if !envNamePattern.MatchString(k) {
 			v.add(p, "is not a valid environment variable name: use letters, digits and _, not starting with a digit")
@@ -198,7 +189,7 @@ func (v *validator) server(path, name string, s *Server) {
 	if s.MinProcesses > s.MaxProcesses {
 		v.add(path+".min_processes", fmt.Sprintf("must not exceed max_processes (%d)", s.MaxProcesses))
 	}
-	if s.Mode != "daemon" && s.MinProcesses != 0 {
+	if s.Mode != ModeDaemon && s.MinProcesses != 0 {
 		v.add(path+".min_processes", "applies to mode: daemon only; a launcher starts one process per session")
 	}
 	v.durationRange(path+".queue_timeout", s.QueueTimeout, minQueueTimeout, maxQueueTimeout)
@@ -217,7 +208,7 @@ var (
 	userPattern = regexp.MustCompile(`^(?:[0-9]{1,10}|[a-z_][a-z0-9_.-]{0,31})(?::(?:[0-9]{1,10}|[a-z_][a-z0-9_.-]{0,31}))?$`)
 )
 
-// container checks a server's container block (issue 3).
+// container checks a server's container block.
 func (v *validator) container(path string, c *Container) {
 	switch {
 	case c.Image == "":
@@ -247,20 +238,20 @@ func (v *validator) container(path string, c *Container) {
 	for i, capName := range c.CapAdd {
 		p := fmt.Sprintf("%s.cap_add[%d]", path, i)
 		name := strings.TrimPrefix(strings.ToUpper(capName), "CAP_")
-		if !slices.Contains(AllowedCapabilities, name) {
-			v.add(p, "is not in the allowlist "+strings.Join(AllowedCapabilities, ", ")+v.got(p, capName))
+		if !slices.Contains(allowedCapabilities, name) {
+			v.add(p, "is not in the allowlist "+strings.Join(allowedCapabilities, ", ")+v.got(p, capName))
 			continue
 		}
 		if name != capName {
 			v.add(p, "must be written in upper case without CAP_, e.g. "+name)
 		}
 	}
-	v.oneOf(path+".pull", c.Pull, "never", "missing")
+	v.oneOf(path+".pull", c.Pull, PullNever, PullMissing)
 }
 
 // CheckMountSource reports why a host path must not be bind-mounted into a
-// container, or nil (issue 3). home is the gateway user's home directory
-// ("" = unknown). Workspaces (issue 7) are checked with it as written and
+// container, or nil. home is the gateway user's home directory
+// ("" = unknown). Workspaces are checked with it as written and
 // after resolving symlinks.
 func CheckMountSource(src, home string) error {
 	if !filepath.IsAbs(src) {
@@ -513,14 +504,5 @@ func gotSuffix(show bool, value string) string {
 	if !show {
 		return ""
 	}
-	return " (got " + strconv.Quote(truncate(value, 64)) + ")"
-}
-
-// truncate cuts s to at most n runes, marking the cut with "…".
-func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n]) + "…"
+	return " (got " + strconv.Quote(clip.String(value, 64)) + ")"
 }

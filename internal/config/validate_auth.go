@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-// Validation of the keys of issue 6: auth, allow, rate.
+// Validation of the authentication keys: auth, allow, rate.
 
 // TokenNamePattern is what a bearer token's name must match. It has no "@",
 // so that a token name can never be mistaken for an e-mail identity in an
@@ -25,7 +25,7 @@ func (v *validator) auth(c *Config) {
 	switch a.Mode {
 	case AuthLocal:
 		// No credentials are checked, so the gateway must not be
-		// reachable from elsewhere (issue 6, DESIGN.md "Host").
+		// reachable from elsewhere.
 		// Invalid values have their own problem; only valid ones are
 		// judged here.
 		if checkListen(c.Listen) == nil && !loopbackListen(c.Listen) {

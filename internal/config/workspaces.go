@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	pathpkg "path"
 	"path/filepath"
@@ -11,7 +12,7 @@ import (
 	"strings"
 )
 
-// Workspaces (issue 7): named host directories that servers mount, each
+// Workspaces: named host directories that servers mount, each
 // read-only or read-write. Everything is checked at load, against the file
 // system, so that a bad path is a config error and nothing starts.
 //
@@ -90,13 +91,8 @@ var homeDir = func() string {
 // and sets each mount's HostPath.
 func (v *validator) workspaces(c *Config) {
 	home := homeDir()
-	names := make([]string, 0, len(c.Workspaces))
-	for name := range c.Workspaces {
-		names = append(names, name)
-	}
-	slices.Sort(names)
 	ok := map[string]bool{}
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(c.Workspaces)) {
 		p := joinKey("workspaces", name)
 		dir := c.Workspaces[name]
 		if !workspaceNamePattern.MatchString(name) {
@@ -110,12 +106,7 @@ func (v *validator) workspaces(c *Config) {
 		ok[name] = true
 	}
 
-	snames := make([]string, 0, len(c.Servers))
-	for name := range c.Servers {
-		snames = append(snames, name)
-	}
-	slices.Sort(snames)
-	for _, sname := range snames {
+	for _, sname := range slices.Sorted(maps.Keys(c.Servers)) {
 		s := c.Servers[sname]
 		if s == nil {
 			continue
@@ -144,7 +135,7 @@ func checkHostDir(dir, home string) error {
 }
 
 func (v *validator) serverWorkspaces(path string, s *Server, c *Config, ok map[string]bool, home string) {
-	native := s.Runtime != "container"
+	native := s.Runtime != RuntimeContainer
 	switch s.Sandbox {
 	case SandboxLandlock, SandboxBestEffort:
 		if !native {
@@ -243,7 +234,7 @@ func (v *validator) overlaps(path string, s *Server) {
 				continue
 			}
 			p := fmt.Sprintf("%s.workspaces[%d]", path, j)
-			if s.Runtime == "container" {
+			if s.Runtime == RuntimeContainer {
 				switch {
 				case i < j && a.Target == b.Target:
 					v.add(p+".target", fmt.Sprintf("%s is already the target of workspaces[%d]", b.Target, i))

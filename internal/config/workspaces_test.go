@@ -12,7 +12,7 @@ import (
 type loadCase struct{ name, yaml, want string }
 
 // TestWorkspaceLoadChecks: problems with workspaces are config errors at
-// load, naming the key (issue 7).
+// load, naming the key.
 func TestWorkspaceLoadChecks(t *testing.T) {
 	base, err := filepath.EvalSymlinks(t.TempDir())
 	if err != nil {

@@ -26,7 +26,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
-	"github.com/mcpgw/mcpgw/internal/runtime"
+	"github.com/mcpgw/mcpgw/internal/spawn"
 )
 
 // EnvRequire set to "1" makes a missing engine a test failure.
@@ -147,7 +147,7 @@ func buildImage(cli *client.Client) error {
 // every label in labels (KEY=value), besides mcpgw.managed=true.
 func Containers(tb testing.TB, cli *client.Client, labels ...string) []container.Summary {
 	tb.Helper()
-	f := make(client.Filters).Add("label", runtime.LabelManaged+"=true")
+	f := make(client.Filters).Add("label", spawn.LabelManaged+"=true")
 	for _, l := range labels {
 		f.Add("label", l)
 	}

@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"github.com/mcpgw/mcpgw/internal/auth"
+	"github.com/mcpgw/mcpgw/internal/clip"
 	"github.com/mcpgw/mcpgw/internal/config"
 	"github.com/mcpgw/mcpgw/internal/jsonrpc"
 	"github.com/mcpgw/mcpgw/internal/ratelimit"
 )
 
-// Access control of issue 6: who is calling (authentication), may they use
+// Access control: who is calling (authentication), may they use
 // this server (allow), and how often (rate limits). The order on /mcp/NAME
 // is Host/Origin → authentication (401) → server lookup (404) → allow (403)
 // → rate limit (429) → the transport, so that nothing about the servers is
@@ -96,7 +97,7 @@ func (g *Gateway) allowed(w http.ResponseWriter, r *http.Request, s *config.Serv
 	}
 	ri.errMsg = "identity not allowed"
 	writeError(w, r, http.StatusForbidden, nil, jsonrpc.CodeInvalidRequest,
-		fmt.Sprintf("%q may not use server %q (servers.%s.allow)", truncate(ri.identity, 100), s.Name, s.Name), 0)
+		fmt.Sprintf("%q may not use server %q (servers.%s.allow)", clip.String(ri.identity, 100), s.Name, s.Name), 0)
 	return false
 }
 
@@ -230,7 +231,7 @@ func (g *Gateway) handleMetadata(w http.ResponseWriter, r *http.Request, rest st
 	if !g.hostAllowed(r.Host) {
 		info(r.Context()).errMsg = "host not allowed"
 		writeError(w, r, http.StatusForbidden, nil, jsonrpc.CodeInvalidRequest,
-			fmt.Sprintf("Host %q is not allowed: add it to allowed_hosts", truncate(r.Host, 100)), 0)
+			fmt.Sprintf("Host %q is not allowed: add it to allowed_hosts", clip.String(r.Host, 100)), 0)
 		return
 	}
 	if rest != "" {

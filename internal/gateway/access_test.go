@@ -124,7 +124,7 @@ func TestSDKClientWithToken(t *testing.T) {
 	if _, err := h.connectWithHeaders("t", nil); err == nil {
 		t.Error("connect without a token succeeded")
 	}
-	logs := h.logs.buf.String()
+	logs := h.logs.String()
 	for _, secret := range []string{laptopToken, "wrong-token"} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("the logs contain the token %q", secret)
@@ -186,7 +186,7 @@ func TestUnauthenticated(t *testing.T) {
 				t.Errorf("log client %q, want a@example.com", lines[0]["client"])
 			}
 			for _, v := range tt.hdr {
-				if strings.Contains(h.logs.buf.String(), strings.TrimPrefix(v, "Bearer ")) {
+				if strings.Contains(h.logs.String(), strings.TrimPrefix(v, "Bearer ")) {
 					t.Errorf("the log contains the credential")
 				}
 			}

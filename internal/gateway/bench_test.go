@@ -129,7 +129,7 @@ func BenchmarkSessionSetup(b *testing.B) {
 	benchSetup(b, newHarness(b, benchYAML), "demo")
 }
 
-// Native versus container (issue 3): the same test server (whose echo
+// Native versus container: the same test server (whose echo
 // tool matches the demo server's) as a native process and in a container
 // of the test image, through the gateway.
 func benchRuntimesYAML(image string) string {

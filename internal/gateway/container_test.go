@@ -15,13 +15,12 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpgw/mcpgw/internal/enginetest"
-	"github.com/mcpgw/mcpgw/internal/runtime"
+	"github.com/mcpgw/mcpgw/internal/spawn"
 	"github.com/mcpgw/mcpgw/internal/testserver"
 )
 
-// The container runtime through the gateway, against a real engine
-// (issue 3). Each test skips without an engine, or fails when
-// MCPGW_REQUIRE_DOCKER=1.
+// The container runtime through the gateway, against a real engine. Each
+// test skips without an engine, or fails when MCPGW_REQUIRE_DOCKER=1.
 
 // containerYAML is a container server running the test image; container
 // is extra YAML for its container block, extra for the server.
@@ -38,7 +37,7 @@ func containerYAML(name, image, container, extra string) string {
 func ours(t testing.TB, cli *client.Client, server string) []string {
 	t.Helper()
 	var ids []string
-	for _, c := range enginetest.Containers(t, cli, runtime.LabelOwner+"="+runtime.Owner(), runtime.LabelServer+"="+server) {
+	for _, c := range enginetest.Containers(t, cli, spawn.LabelOwner+"="+spawn.Owner(), spawn.LabelServer+"="+server) {
 		ids = append(ids, c.ID[:12]+" "+string(c.State))
 	}
 	return ids

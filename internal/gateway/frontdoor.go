@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcpgw/mcpgw/internal/clip"
 	"github.com/mcpgw/mcpgw/internal/jsonrpc"
 )
 
@@ -136,7 +137,7 @@ func (g *Gateway) logRequest(r *http.Request, ri *reqInfo, status int, d time.Du
 		slog.Int("status", status),
 		slog.String("remote", r.RemoteAddr),
 		slog.String("client_ip", ri.clientIP),
-		// client is who made the request (issue 6); the MCP client
+		// client is who made the request; the MCP client
 		// software is client_info.
 		slog.String("client", cmp.Or(ri.identity, anonymous)),
 	}
@@ -193,7 +194,7 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
 	}
 	ri := info(r.Context())
 	ri.tool = name
-	ri.runtime = srv.Config().Runtime
+	ri.runtime = string(srv.Config().Runtime)
 	if sub != "" {
 		g.serveLegacy(w, r, srv, sub)
 		return
@@ -220,7 +221,7 @@ func validServerName(name string) bool {
 }
 
 // cleanPath rejects dot segments, empty segments and encoded separators so
-// that nothing ambiguous reaches routing (DESIGN.md, "Endpoints").
+// that nothing ambiguous reaches routing (docs/design.md, "Endpoints").
 func cleanPath(p string) bool {
 	if !strings.HasPrefix(p, "/") {
 		return false
@@ -245,23 +246,16 @@ func (g *Gateway) checkHostOrigin(w http.ResponseWriter, r *http.Request) bool {
 	if !g.hostAllowed(r.Host) {
 		info(r.Context()).errMsg = "host not allowed"
 		writeError(w, r, http.StatusForbidden, nil, jsonrpc.CodeInvalidRequest,
-			fmt.Sprintf("Host %q is not allowed: add it to allowed_hosts", truncate(r.Host, 100)), 0)
+			fmt.Sprintf("Host %q is not allowed: add it to allowed_hosts", clip.String(r.Host, 100)), 0)
 		return false
 	}
 	if origin, ok := r.Header["Origin"]; ok && !g.originAllowed(strings.Join(origin, ",")) {
 		info(r.Context()).errMsg = "origin not allowed"
 		writeError(w, r, http.StatusForbidden, nil, jsonrpc.CodeInvalidRequest,
-			fmt.Sprintf("Origin %q is not allowed: add it to allowed_origins", truncate(strings.Join(origin, ","), 100)), 0)
+			fmt.Sprintf("Origin %q is not allowed: add it to allowed_origins", clip.String(strings.Join(origin, ","), 100)), 0)
 		return false
 	}
 	return true
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 func isLoopbackHost(host string) bool {
@@ -317,11 +311,11 @@ func (g *Gateway) originAllowed(origin string) bool {
 }
 
 // writeError answers before anything was streamed: HTTP status plus a
-// JSON-RPC error body (DESIGN.md, "Errors").
+// JSON-RPC error body (docs/design.md, "Errors").
 func writeError(w http.ResponseWriter, r *http.Request, status int, id json.RawMessage, code int, msg string, retryAfter time.Duration) {
 	var data any
 	if retryAfter > 0 {
-		secs := int((retryAfter + time.Second - 1) / time.Second)
+		secs := retrySeconds(retryAfter)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		data = map[string]any{"retryAfterSeconds": secs}
 	}

@@ -3,7 +3,10 @@
 // (MCP spec 2025-03-26, 2025-06-18, 2025-11-25, basic/transports) over the
 // sessions of package session, and the health endpoints.
 //
-// A Gateway owns its http.Server and its session.Manager. Serve runs until
+// A Gateway owns its http.Server, its session.Manager and the
+// launch.Launcher that starts the servers' processes. Open connects to the
+// container engine (if a server needs it) and starts the session layer's
+// janitor; Serve opens the gateway if that was not done and runs until
 // Shutdown; Shutdown turns readiness off, drains in-flight requests up to
 // limits.shutdown_timeout, then stops every process.
 package gateway
@@ -22,6 +25,7 @@ import (
 
 	"github.com/mcpgw/mcpgw/internal/auth"
 	"github.com/mcpgw/mcpgw/internal/config"
+	"github.com/mcpgw/mcpgw/internal/launch"
 	"github.com/mcpgw/mcpgw/internal/session"
 )
 
@@ -42,11 +46,14 @@ type Options struct {
 
 // Gateway serves MCP for the configured servers.
 type Gateway struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	mgr     *session.Manager
-	srv     *http.Server
-	version string
+	cfg      *config.Config
+	log      *slog.Logger
+	launcher *launch.Launcher
+	mgr      *session.Manager
+	srv      *http.Server
+	version  string
+	openOnce sync.Once
+	openErr  error
 
 	auth         *auth.Authenticator // nil: no authentication (local or none)
 	limits       limits              // gateway-wide rate limits
@@ -62,7 +69,7 @@ type Gateway struct {
 // drainCh is closed when shutdown begins; long-lived streams end on it.
 func (g *Gateway) drainCh() <-chan struct{} { return g.drained }
 
-// New builds a gateway for cfg. It starts no process until a client asks.
+// New builds a gateway for cfg. It does no I/O and starts no process.
 func New(cfg *config.Config, opts *Options) *Gateway {
 	if opts == nil {
 		opts = &Options{}
@@ -71,13 +78,15 @@ func New(cfg *config.Config, opts *Options) *Gateway {
 	if log == nil {
 		log = slog.Default()
 	}
+	l := launch.New(cfg, &launch.Options{Logger: log, Getenv: opts.Getenv})
 	g := &Gateway{
-		cfg:     cfg,
-		log:     log,
-		mgr:     session.NewManager(cfg, &session.Options{Logger: log, Getenv: opts.Getenv}),
-		version: opts.Version,
-		drained: make(chan struct{}),
-		limits:  newLimits(cfg.Rate, cfg.SessionRate),
+		cfg:      cfg,
+		log:      log,
+		launcher: l,
+		mgr:      session.NewManager(cfg, l, &session.Options{Logger: log}),
+		version:  opts.Version,
+		drained:  make(chan struct{}),
+		limits:   newLimits(cfg.Rate, cfg.SessionRate),
 	}
 	g.serverLimits = make(map[string]limits, len(cfg.Servers))
 	for name, s := range cfg.Servers {
@@ -104,9 +113,26 @@ func New(cfg *config.Config, opts *Options) *Gateway {
 	return g
 }
 
+// Open prepares the gateway to serve: the launcher connects to the
+// container engine and removes the containers an earlier instance left
+// (when a server runs in a container), and the session layer starts its
+// janitor and the warm processes of daemon servers. Only the first call
+// does anything; Serve calls it when it was not called.
+func (g *Gateway) Open(ctx context.Context) error {
+	g.openOnce.Do(func() {
+		if g.openErr = g.launcher.Open(ctx); g.openErr == nil {
+			g.mgr.Open()
+		}
+	})
+	return g.openErr
+}
+
 // Serve accepts connections on ln until Shutdown. It returns nil after a
 // clean shutdown.
 func (g *Gateway) Serve(ln net.Listener) error {
+	if err := g.Open(context.Background()); err != nil {
+		return fmt.Errorf("opening the gateway: %w", err)
+	}
 	g.listening.Store(true)
 	err := g.srv.Serve(ln)
 	g.listening.Store(false)
@@ -127,6 +153,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		defer g.auth.Close()
 	}
 	g.mgr.Drain()
+	defer g.closeLauncher()
 	err := g.srv.Shutdown(ctx)
 	if err == nil {
 		g.mgr.Close()
@@ -147,4 +174,13 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		return nil // drained as far as the timeout allowed; not a failure
 	}
 	return err
+}
+
+// closeLauncher releases the launcher once every process is gone.
+func (g *Gateway) closeLauncher() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := g.launcher.Close(ctx); err != nil {
+		g.log.Warn("closing the launcher", "error", err.Error())
+	}
 }

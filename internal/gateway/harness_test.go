@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +21,7 @@ import (
 	"github.com/mcpgw/mcpgw/internal/proctest"
 	"github.com/mcpgw/mcpgw/internal/sandbox"
 	"github.com/mcpgw/mcpgw/internal/testserver"
+	"github.com/mcpgw/mcpgw/internal/testutil"
 )
 
 // TestMain doubles as the test servers: the gateway under test starts this
@@ -50,32 +48,10 @@ func TestMain(m *testing.M) {
 }
 
 // logBuffer collects the gateway's JSON log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+type logBuffer struct{ testutil.Buffer }
 
 // Lines returns the decoded log records.
-func (b *logBuffer) Lines() []map[string]any {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(b.buf.Bytes()))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var m map[string]any
-		if json.Unmarshal(sc.Bytes(), &m) == nil {
-			out = append(out, m)
-		}
-	}
-	return out
-}
+func (b *logBuffer) Lines() []map[string]any { return b.JSONLines() }
 
 // find returns the records with msg whose fields match.
 func (b *logBuffer) find(msg string, fields map[string]any) []map[string]any {
@@ -304,18 +280,8 @@ func (h *harness) rawSession(server, version string) string {
 	return sid
 }
 
-// eventually polls cond (no fixed sleeps as synchronisation: it returns as
-// soon as cond holds) and fails after timeout.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// eventually is testutil.Eventually (polls cond, no fixed sleeps).
+var eventually = testutil.Eventually
 
 func processAlive(pid int) bool { return proctest.Alive(pid) }
 

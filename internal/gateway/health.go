@@ -3,6 +3,8 @@ package gateway
 import (
 	"encoding/json"
 	"net/http"
+
+	"github.com/mcpgw/mcpgw/internal/config"
 )
 
 // handleHealth is liveness: 200 while the process serves HTTP.
@@ -16,13 +18,13 @@ func (g *Gateway) handleHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 type serverReadiness struct {
-	Ready   bool   `json:"ready"`
-	Runtime string `json:"runtime"`
-	Mode    string `json:"mode"`
-	Failed  bool   `json:"failed,omitempty"`
-	Detail  string `json:"detail,omitempty"`
-	Image   string `json:"image,omitempty"` // container servers
-	// Sandbox is how native processes are confined (issue 7).
+	Ready   bool           `json:"ready"`
+	Runtime config.Runtime `json:"runtime"`
+	Mode    config.Mode    `json:"mode"`
+	Failed  bool           `json:"failed,omitempty"`
+	Detail  string         `json:"detail,omitempty"`
+	Image   string         `json:"image,omitempty"` // container servers
+	// Sandbox is how native processes are confined.
 	Sandbox   string `json:"sandbox,omitempty"`
 	Sessions  int    `json:"sessions"`
 	Processes int    `json:"processes"`
@@ -39,14 +41,14 @@ type readiness struct {
 }
 
 // engineReadiness is the container engine's state, reported when any
-// server runs in a container (issue 3).
+// server runs in a container.
 type engineReadiness struct {
 	Ready   bool   `json:"ready"`
 	Version string `json:"version,omitempty"`
 	Error   string `json:"error,omitempty"`
 }
 
-// handleReady is readiness (DESIGN.md, "Endpoints"): 200 when the listener
+// handleReady is readiness (docs/design.md, "Endpoints"): 200 when the listener
 // is up, the gateway is not draining and every server's runtime can start
 // it; otherwise 503. The body gives per-server detail.
 func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
@@ -56,7 +58,7 @@ func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// With authentication required, anonymous callers learn only the
-	// status (issue 6): server names, versions and counts are detail for
+	// status: server names, versions and counts are detail for
 	// authenticated callers.
 	detail := g.auth == nil || g.identityFor(r) != ""
 	rd := readiness{
@@ -67,7 +69,7 @@ func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
 		Servers:   map[string]serverReadiness{},
 	}
 	ok := rd.Listening && !rd.Draining
-	if v, used, err := g.mgr.EngineVersion(); used {
+	if v, used, err := g.launcher.EngineVersion(r.Context()); used {
 		rd.Engine = &engineReadiness{Ready: err == nil, Version: v}
 		if err != nil {
 			rd.Engine.Error = err.Error()
@@ -76,12 +78,13 @@ func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, srv := range g.mgr.Servers() {
 		st := g.mgr.Stats(srv.Name)
-		sr := serverReadiness{Ready: true, Runtime: srv.Config().Runtime, Mode: srv.Config().Mode,
-			Sessions: st.Sessions, Processes: st.Processes, Sandbox: srv.SandboxState()}
+		sc := srv.Config()
+		sr := serverReadiness{Ready: true, Runtime: sc.Runtime, Mode: sc.Mode,
+			Sessions: st.Sessions, Processes: st.Processes, Sandbox: g.launcher.SandboxState(sc)}
 		if c := srv.Config().Container; c != nil {
 			sr.Image = c.Image
 		}
-		if err := srv.Check(); err != nil {
+		if err := g.launcher.Check(r.Context(), sc); err != nil {
 			sr.Ready = false
 			sr.Detail = err.Error()
 			ok = false

@@ -89,7 +89,7 @@ func (g *Gateway) legacyStream(w http.ResponseWriter, r *http.Request, srv *sess
 		return
 	}
 	if g.mgr.Draining() {
-		writeError(w, r, http.StatusServiceUnavailable, nil, jsonrpc.CodeUnavailable, "the gateway is shutting down", 5*time.Second)
+		writeProblem(w, r, nil, session.DrainingError())
 		return
 	}
 	c := &legacyConn{id: newRequestID() + newRequestID(), srv: srv, sink: session.NewStreamSink(), identity: ri.identity}
@@ -115,39 +115,7 @@ func (g *Gateway) legacyStream(w http.ResponseWriter, r *http.Request, srv *sess
 	if g.cfg.PublicURL != "" {
 		endpoint = g.cfg.PublicURL + endpoint
 	}
-	sse := startSSE(w)
-	if err := sse.named("endpoint", []byte(endpoint)); err != nil {
-		return
-	}
-	keepalive := time.NewTicker(g.cfg.Limits.SSEKeepAlive)
-	defer keepalive.Stop()
-	drain := g.drainCh()
-	for {
-		select {
-		case <-c.sink.Wake():
-		case <-keepalive.C:
-			if err := sse.comment("keep-alive"); err != nil {
-				return
-			}
-			continue
-		case <-r.Context().Done():
-			return
-		case <-drain:
-			return
-		}
-		msgs, done, dropped := c.sink.Take()
-		if dropped > 0 {
-			g.log.Warn("SSE stream too slow: dropped messages", "tool", srv.Name, "session_id", c.id, "dropped", dropped)
-		}
-		for _, m := range msgs {
-			if err := sse.event(m); err != nil {
-				return
-			}
-		}
-		if done {
-			return
-		}
-	}
+	g.stream(w, r, c.sink, legacyStream, false, endpoint)
 }
 
 func (g *Gateway) legacyMessage(w http.ResponseWriter, r *http.Request, srv *session.Server) {
@@ -194,21 +162,10 @@ func (g *Gateway) legacyMessage(w http.ResponseWriter, r *http.Request, srv *ses
 		return
 	}
 	ri.client = sess.ClientName()
-	for _, m := range msgs {
-		if m.Kind != jsonrpc.KindRequest {
-			if err := sess.Deliver(r.Context(), m); err != nil && !isBatch {
-				g.writeSessionError(w, r, nil, err)
-				return
-			}
-			continue
-		}
-		if err := sess.Begin(r.Context(), m, c.sink); err != nil {
-			if !isBatch {
-				g.writeSessionError(w, r, m.ID, err)
-				return
-			}
-			c.sink.Push(jsonrpc.Encode(jsonrpc.NewError(m.ID, errCode(err), err.Error(), nil)))
-		}
+	// Responses travel on the stream: a refused request of a batch gets
+	// its error there too.
+	if _, ok := g.dispatch(w, r, sess, msgs, isBatch, c.sink); !ok {
+		return
 	}
 	w.WriteHeader(http.StatusAccepted)
 }
@@ -217,12 +174,12 @@ func (g *Gateway) legacyInitialize(w http.ResponseWriter, r *http.Request, c *le
 	ri := info(r.Context())
 	name := clientName(req)
 	ri.client = name
-	sess, resp, err := c.srv.Initialize(session.WithIdentity(r.Context(), ri.identity), req, name)
+	sess, resp, err := c.srv.Initialize(r.Context(), session.Caller{Identity: ri.identity, Client: name}, req)
 	if err != nil {
 		c.mu.Lock()
 		c.init = false // the client may try again on the same stream
 		c.mu.Unlock()
-		g.writeSessionError(w, r, req.ID, err)
+		writeProblem(w, r, req.ID, err)
 		return
 	}
 	if sess != nil {
@@ -230,7 +187,7 @@ func (g *Gateway) legacyInitialize(w http.ResponseWriter, r *http.Request, c *le
 		c.sess = sess
 		c.mu.Unlock()
 		if err := sess.AttachStream(c.sink); err != nil {
-			g.writeSessionError(w, r, req.ID, err)
+			writeProblem(w, r, req.ID, err)
 			return
 		}
 	} else {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/mcpgw/mcpgw/internal/jsonrpc"
 	"github.com/mcpgw/mcpgw/internal/modern"
@@ -49,7 +48,7 @@ func (g *Gateway) handleModern(w http.ResponseWriter, r *http.Request, srv *sess
 	}
 	meta, prob := modern.Validate(r.Header, msg, []string{modern.Version}, session.Supported())
 	if prob != nil {
-		writeErrorData(w, r, prob.Status, msg.ID, prob.Code, prob.Message, prob.Data)
+		writeProblem(w, r, msg.ID, prob)
 		return
 	}
 	ri.client = implName(meta.ClientInfo)
@@ -58,12 +57,13 @@ func (g *Gateway) handleModern(w http.ResponseWriter, r *http.Request, srv *sess
 			fmt.Sprintf("method %q is not part of MCP %s", msg.Method, modern.Version), 0)
 		return
 	}
-	ctx := session.WithIdentity(r.Context(), ri.identity)
+	ctx := r.Context()
+	caller := session.Caller{Identity: ri.identity, Client: ri.client}
 	switch msg.Method {
 	case "server/discover":
 		res, err := srv.Discover(ctx)
 		if err != nil {
-			g.writeSessionError(w, r, msg.ID, err)
+			writeProblem(w, r, msg.ID, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, jsonrpc.Encode(&jsonrpc.Message{Kind: jsonrpc.KindResponse, ID: msg.ID, Result: res}))
@@ -81,16 +81,16 @@ func (g *Gateway) handleModern(w http.ResponseWriter, r *http.Request, srv *sess
 	var sink *session.Sink
 	var err error
 	if session.IsGatewayState(mrtr.RequestState) {
-		call, sink, err = srv.Resume(ctx, msg, mrtr.RequestState, mrtr.InputResponses)
+		call, sink, err = srv.Resume(ctx, caller, msg, mrtr.RequestState, mrtr.InputResponses)
 	} else {
 		sink = session.NewSink(1024)
-		call, err = srv.Stateless(ctx, msg, meta, ri.client, sink)
+		call, err = srv.Stateless(ctx, caller, msg, meta, sink)
 	}
 	if err != nil {
-		g.writeSessionError(w, r, msg.ID, err)
+		writeProblem(w, r, msg.ID, err)
 		return
 	}
-	if paused := g.streamResponses(w, r, sink, false); !paused {
+	if paused := g.stream(w, r, sink, postStream, false, ""); !paused {
 		call.End() // a request still in flight was given up: cancelled
 	}
 }
@@ -108,49 +108,11 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, srv *session.Se
 	}
 	l, err := srv.Listen(msg.ID, *p.Notifications)
 	if err != nil {
-		g.writeSessionError(w, r, msg.ID, err)
+		writeProblem(w, r, msg.ID, err)
 		return
 	}
 	defer l.Close()
-	g.pump(w, r, l.Sink(), false)
-}
-
-// pump writes a long-lived stream's sink out as SSE with keep-alive
-// comments until the sink ends or the client goes away. requeue puts back
-// what could not be written (GET streams hand it to the next stream).
-func (g *Gateway) pump(w http.ResponseWriter, r *http.Request, sink *session.Sink, requeue bool) {
-	ri := info(r.Context())
-	sse := startSSE(w)
-	keepalive := time.NewTicker(g.cfg.Limits.SSEKeepAlive)
-	defer keepalive.Stop()
-	for {
-		select {
-		case <-sink.Wake():
-		case <-keepalive.C:
-			if err := sse.comment("keep-alive"); err != nil {
-				return
-			}
-			continue
-		case <-r.Context().Done():
-			return
-		}
-		msgs, done, dropped := sink.Take()
-		if dropped > 0 {
-			g.log.Warn("stream too slow: dropped messages", "tool", ri.tool, "session_id", ri.sessionID,
-				"method", ri.method, "dropped", dropped)
-		}
-		for i, m := range msgs {
-			if err := sse.event(m); err != nil {
-				if requeue {
-					sink.Requeue(msgs[i+1:])
-				}
-				return
-			}
-		}
-		if done {
-			return
-		}
-	}
+	g.stream(w, r, l.Sink(), listenStream, false, "")
 }
 
 // bodyVersion is params._meta's protocol version of a request, or "".

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// TestStatusCodes drives every pre-stream status of DESIGN.md's list that
+// TestStatusCodes drives every pre-stream status of docs/design.md's list that
 // this version produces (401 arrives with authentication; 429, 502, 503
 // and 504 have their own tests in failure_test.go).
 func TestStatusCodes(t *testing.T) {
@@ -149,7 +149,7 @@ func TestLogsCarryFixedFields(t *testing.T) {
 			}
 		}
 		// client is the identity (anonymous without auth); the MCP
-		// client software moved to client_info (issue 6).
+		// client software moved to client_info.
 		if l["tool"] != "t" || l["runtime"] != "native" || l["client"] != "anonymous" || l["client_info"] != "gateway-test/1" {
 			t.Errorf("log line fields: %v", l)
 		}

@@ -8,9 +8,11 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/mcpgw/mcpgw/internal/clip"
 	"github.com/mcpgw/mcpgw/internal/jsonrpc"
 	"github.com/mcpgw/mcpgw/internal/modern"
 	"github.com/mcpgw/mcpgw/internal/session"
@@ -99,14 +101,14 @@ func (g *Gateway) handlePost(w http.ResponseWriter, r *http.Request, srv *sessio
 		case pv == "" && !isBatch && modern.IsModern(bodyVersion(first)):
 			writeError(w, r, http.StatusBadRequest, first.ID, modern.CodeHeaderMismatch,
 				fmt.Sprintf("the request declares protocol version %q in _meta but has no MCP-Protocol-Version header; MCP %s requires it on every POST",
-					truncate(bodyVersion(first), 40), modern.Version), 0)
+					clip.String(bodyVersion(first), 40), modern.Version), 0)
 		case hasMethod(msgs, "server/discover"):
 			// server/discover of a session-era version: not a modern error,
 			// so a dual-era client falls back to initialize (spec
 			// 2026-07-28, basic/versioning, "backward compatibility").
 			writeError(w, r, http.StatusBadRequest, first.ID, jsonrpc.CodeInvalidRequest,
 				fmt.Sprintf("server/discover needs MCP-Protocol-Version %s; session-based MCP (protocol versions %s) starts with initialize",
-					modern.Version, strings.Join(session.SessionVersions[:3], ", ")), 0)
+					modern.Version, strings.Join(session.SessionVersions()[:3], ", ")), 0)
 		case hasMethod(msgs, "initialize"):
 			writeError(w, r, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest,
 				"initialize must be sent alone, not in a batch", 0)
@@ -132,29 +134,41 @@ func (g *Gateway) handlePost(w http.ResponseWriter, r *http.Request, srv *sessio
 	}
 
 	sink := session.NewSink(1024)
-	requests := 0
+	requests, ok := g.dispatch(w, r, sess, msgs, isBatch, sink)
+	if !ok {
+		return
+	}
+	if requests == 0 {
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	g.stream(w, r, sink, postStream, isBatch, "")
+}
+
+// dispatch hands a POST's messages to a session: notifications and
+// responses are delivered, requests begun with their outcomes bound for
+// sink. It returns how many requests were begun. A single message that is
+// refused is answered here (ok is false); in a batch, a refused request
+// gets its error on sink instead, and the others go on.
+func (g *Gateway) dispatch(w http.ResponseWriter, r *http.Request, sess *session.Session, msgs []*jsonrpc.Message, isBatch bool, sink *session.Sink) (requests int, ok bool) {
 	for _, m := range msgs {
 		if m.Kind != jsonrpc.KindRequest {
 			if err := sess.Deliver(r.Context(), m); err != nil && !isBatch {
-				g.writeSessionError(w, r, nil, err)
-				return
+				writeProblem(w, r, nil, err)
+				return 0, false
 			}
 			continue
 		}
 		requests++
 		if err := sess.Begin(r.Context(), m, sink); err != nil {
 			if !isBatch {
-				g.writeSessionError(w, r, m.ID, err)
-				return
+				writeProblem(w, r, m.ID, err)
+				return 0, false
 			}
 			sink.Reject(jsonrpc.Encode(jsonrpc.NewError(m.ID, errCode(err), err.Error(), nil)))
 		}
 	}
-	if requests == 0 {
-		w.WriteHeader(http.StatusAccepted)
-		return
-	}
-	g.streamResponses(w, r, sink, isBatch)
+	return requests, true
 }
 
 func hasMethod(msgs []*jsonrpc.Message, method string) bool {
@@ -235,9 +249,9 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 }
 
 func (g *Gateway) lookup(w http.ResponseWriter, r *http.Request, srv *session.Server, sid string) (*session.Session, bool) {
-	sess, err := g.mgr.LookupFor(srv.Name, sid, info(r.Context()).identity)
+	sess, err := g.mgr.Lookup(srv.Name, sid, info(r.Context()).identity)
 	if err != nil {
-		g.writeSessionError(w, r, nil, err)
+		writeProblem(w, r, nil, err)
 		return nil, false
 	}
 	return sess, true
@@ -251,15 +265,9 @@ func (g *Gateway) checkVersionHeader(w http.ResponseWriter, r *http.Request, ses
 	if pv == "" {
 		return true
 	}
-	known := false
-	for _, v := range session.SessionVersions {
-		if v == pv {
-			known = true
-		}
-	}
-	if !known {
+	if !slices.Contains(session.SessionVersions(), pv) {
 		writeError(w, r, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest,
-			fmt.Sprintf("unsupported MCP-Protocol-Version %q; this session negotiated %s", truncate(pv, 40), sess.ProtocolVersion()), 0)
+			fmt.Sprintf("unsupported MCP-Protocol-Version %q; this session negotiated %s", clip.String(pv, 40), sess.ProtocolVersion()), 0)
 		return false
 	}
 	if sess.ProtocolVersion() >= "2025-06-18" && pv != sess.ProtocolVersion() {
@@ -268,31 +276,6 @@ func (g *Gateway) checkVersionHeader(w http.ResponseWriter, r *http.Request, ses
 		return false
 	}
 	return true
-}
-
-func errCode(err error) int {
-	var se *session.Error
-	if errors.As(err, &se) {
-		return se.Code
-	}
-	return jsonrpc.CodeInternalError
-}
-
-// writeSessionError answers a session-layer error before streaming.
-func (g *Gateway) writeSessionError(w http.ResponseWriter, r *http.Request, id json.RawMessage, err error) {
-	var se *session.Error
-	if !errors.As(err, &se) {
-		writeError(w, r, http.StatusInternalServerError, id, jsonrpc.CodeInternalError, err.Error(), 0)
-		return
-	}
-	if se.SessionLevel {
-		id = nil
-	}
-	status := se.Status
-	if status == 499 { // client went away: nobody reads this
-		status = http.StatusGatewayTimeout
-	}
-	writeError(w, r, status, id, se.Code, se.Message, se.RetryAfter)
 }
 
 // clientName is the clientInfo of an initialize request as "name/version".
@@ -312,7 +295,7 @@ func implName(raw json.RawMessage) string {
 		Version string `json:"version"`
 	}
 	_ = json.Unmarshal(raw, &ci)
-	name := truncate(strings.TrimSpace(ci.Name+"/"+ci.Version), 100)
+	name := clip.String(strings.TrimSpace(ci.Name+"/"+ci.Version), 100)
 	if name == "/" {
 		return ""
 	}
@@ -323,9 +306,9 @@ func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, srv *sessio
 	ri := info(r.Context())
 	name := clientName(req)
 	ri.client = name
-	sess, resp, err := srv.Initialize(session.WithIdentity(r.Context(), ri.identity), req, name)
+	sess, resp, err := srv.Initialize(r.Context(), session.Caller{Identity: ri.identity, Client: name}, req)
 	if err != nil {
-		g.writeSessionError(w, r, req.ID, err)
+		writeProblem(w, r, req.ID, err)
 		return
 	}
 	if sess != nil {
@@ -334,77 +317,8 @@ func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, srv *sessio
 	} else {
 		ri.errMsg = "server refused initialize"
 	}
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(30 * time.Second))
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(sseWriteTimeout))
 	writeJSON(w, http.StatusOK, jsonrpc.Encode(resp))
-}
-
-// streamResponses answers a POST that carried requests: plain JSON when
-// every response arrives before anything else (and before the first
-// keep-alive is due), otherwise an SSE stream carrying related messages,
-// keep-alive comments and the responses, which ends after the last one.
-//
-// It reports whether the response ended with an interim outcome (a modern
-// request's input_required result): the request itself then goes on.
-func (g *Gateway) streamResponses(w http.ResponseWriter, r *http.Request, sink *session.Sink, isBatch bool) (paused bool) {
-	ri := info(r.Context())
-	keepalive := time.NewTicker(g.cfg.Limits.SSEKeepAlive)
-	defer keepalive.Stop()
-	var sse *sseWriter
-	for {
-		select {
-		case <-sink.Wake():
-		case <-keepalive.C:
-			if sse == nil {
-				sse = startSSE(w)
-			}
-			if err := sse.comment("keep-alive"); err != nil {
-				ri.errMsg = "client went away: " + err.Error()
-				return false
-			}
-			continue
-		case <-r.Context().Done():
-			ri.errMsg = "client closed the response stream before the response"
-			return false
-		}
-		if sse == nil && sink.JSONReady() {
-			msgs, _, paused, _ := sink.TakeAll()
-			noteErrors(ri, msgs)
-			switch {
-			case len(msgs) == 0:
-				w.WriteHeader(http.StatusAccepted) // every request was cancelled by the client
-			case isBatch:
-				writeJSON(w, http.StatusOK, append(append([]byte("["), bytes.Join(msgs, []byte(","))...), ']'))
-			default:
-				status := http.StatusOK
-				if st := sink.ErrorStatus(); st != 0 {
-					status = st // a gateway-made error before the first byte
-				}
-				writeJSON(w, status, msgs[0])
-			}
-			return paused
-		}
-		if sse == nil {
-			if !sink.Related() {
-				continue // only some of a batch's responses are in: keep waiting for plain JSON
-			}
-			sse = startSSE(w)
-		}
-		msgs, done, paused, dropped := sink.TakeAll()
-		if dropped > 0 {
-			g.log.Warn("client stream too slow: dropped messages", "request_id", ri.id, "tool", ri.tool,
-				"session_id", ri.sessionID, "dropped", dropped)
-		}
-		noteErrors(ri, msgs)
-		for _, m := range msgs {
-			if err := sse.event(m); err != nil {
-				ri.errMsg = "client went away: " + err.Error()
-				return false
-			}
-		}
-		if done {
-			return paused
-		}
-	}
 }
 
 // noteErrors puts the first error response's message into the access log.
@@ -419,7 +333,7 @@ func noteErrors(ri *reqInfo, msgs [][]byte) {
 		if pm, err := jsonrpc.Parse(m); err == nil && pm.Kind == jsonrpc.KindResponse && pm.Error != nil {
 			var eo jsonrpc.ErrorObject
 			if json.Unmarshal(pm.Error, &eo) == nil {
-				ri.errMsg = fmt.Sprintf("%d: %s", eo.Code, truncate(eo.Message, 200))
+				ri.errMsg = fmt.Sprintf("%d: %s", eo.Code, clip.String(eo.Message, 200))
 				return
 			}
 		}
@@ -441,11 +355,11 @@ func (g *Gateway) handleGet(w http.ResponseWriter, r *http.Request, srv *session
 	}
 	sink, err := sess.OpenStream()
 	if err != nil {
-		g.writeSessionError(w, r, nil, err)
+		writeProblem(w, r, nil, err)
 		return
 	}
 	defer sess.CloseStream(sink)
-	g.pump(w, r, sink, true)
+	g.stream(w, r, sink, listenStream, false, "")
 }
 
 // sessionFor resolves the Mcp-Session-Id of a GET or DELETE: 405 without
@@ -484,56 +398,4 @@ func (g *Gateway) handleDelete(w http.ResponseWriter, r *http.Request, srv *sess
 	}
 	sess.End()
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// sseWriter writes Server-Sent Events, flushing each and bounding each
-// write in time so a stuck client cannot pin a handler.
-type sseWriter struct {
-	w  http.ResponseWriter
-	rc *http.ResponseController
-}
-
-func startSSE(w http.ResponseWriter) *sseWriter {
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache, no-transform")
-	h.Set("X-Accel-Buffering", "no") // proxies: do not buffer the stream
-	w.WriteHeader(http.StatusOK)
-	s := &sseWriter{w: w, rc: http.NewResponseController(w)}
-	_ = s.flush()
-	return s
-}
-
-func (s *sseWriter) flush() error {
-	_ = s.rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	return s.rc.Flush()
-}
-
-func (s *sseWriter) event(data []byte) error {
-	_ = s.rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	buf := make([]byte, 0, len(data)+24)
-	buf = append(buf, "event: message\ndata: "...)
-	buf = append(buf, data...)
-	buf = append(buf, "\n\n"...)
-	if _, err := s.w.Write(buf); err != nil {
-		return err
-	}
-	return s.flush()
-}
-
-// named writes an event with a name other than "message".
-func (s *sseWriter) named(name string, data []byte) error {
-	_ = s.rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	if _, err := fmt.Fprintf(s.w, "event: %s\ndata: %s\n\n", name, data); err != nil {
-		return err
-	}
-	return s.flush()
-}
-
-func (s *sseWriter) comment(text string) error {
-	_ = s.rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	if _, err := io.WriteString(s.w, ": "+text+"\n\n"); err != nil {
-		return err
-	}
-	return s.flush()
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/mcpgw/mcpgw/internal/testserver"
 )
 
-// Workspaces (issue 7) through the gateway with a real MCP client: the
+// Workspaces through the gateway with a real MCP client: the
 // policy is enforced by the kernel (Landlock natively, mounts in a
 // container), so the test server's plain file calls are what is checked.
 

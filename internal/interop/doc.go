@@ -1,5 +1,5 @@
 // Package interop holds the interoperability tests of mcpgw with real MCP
-// clients and servers (issue 5, "Interop — real clients and servers, in
+// clients and servers ("Interop — real clients and servers, in
 // CI"): the official Go SDK client and the TypeScript SDK client (run with
 // Node) talk through a gateway to stdio servers published on npm
 // (@modelcontextprotocol/server-everything and server-filesystem), over

@@ -17,6 +17,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpgw/mcpgw/internal/demo"
+	"github.com/mcpgw/mcpgw/internal/testutil"
 )
 
 // The Go SDK client (the version in go.mod) against the npm servers, through
@@ -190,10 +191,8 @@ func TestEverythingGoSDK(t *testing.T) {
 					t.Errorf("long-running = %q", got)
 				}
 				want := []string{"go-progress 1/3", "go-progress 2/3", "go-progress 3/3"}
-				deadline := time.Now().Add(5 * time.Second) // notification handlers may run after the result
-				for len(progress.get()) < len(want) && time.Now().Before(deadline) {
-					time.Sleep(10 * time.Millisecond)
-				}
+				// Notification handlers may run after the result.
+				testutil.WaitUntil(5*time.Second, func() bool { return len(progress.get()) >= len(want) })
 				if diff := cmp.Diff(want, progress.get()); diff != "" {
 					t.Errorf("progress notifications (-want +got):\n%s", diff)
 				}
@@ -281,11 +280,7 @@ func TestFilesystemGoSDK(t *testing.T) {
 					// client's empty list, and says so on stderr, which the
 					// gateway logs.
 					seen := func() bool { return strings.Count(f.logs.String(), rootsLine) > before }
-					deadline := time.Now().Add(5 * time.Second)
-					for !seen() && time.Now().Before(deadline) {
-						time.Sleep(10 * time.Millisecond)
-					}
-					if !seen() {
+					if !testutil.WaitUntil(5*time.Second, seen) {
 						t.Errorf("server-filesystem never reported the client's roots (%q on its stderr)", rootsLine)
 					}
 				}

@@ -1,7 +1,6 @@
 package interop
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,6 +22,7 @@ import (
 	"github.com/mcpgw/mcpgw/internal/demo"
 	"github.com/mcpgw/mcpgw/internal/gateway"
 	"github.com/mcpgw/mcpgw/internal/sandbox"
+	"github.com/mcpgw/mcpgw/internal/testutil"
 )
 
 // TestMain doubles as mcpgw's demo server (a Go SDK server), which the
@@ -184,7 +184,7 @@ type fixture struct {
 	node  *nodeEnv
 	base  string // http://127.0.0.1:port
 	fsDir string // the directory server-filesystem serves
-	logs  *syncBuffer
+	logs  *testutil.Buffer
 }
 
 func (f *fixture) url(server string) string { return f.base + "/mcp/" + server }
@@ -232,7 +232,7 @@ func startFixture(t testing.TB, ne *nodeEnv, yaml string, vars map[string]string
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	g := gateway.New(cfg, &gateway.Options{
 		Logger:  slog.New(slog.NewJSONHandler(logs, nil)),
 		Getenv:  os.LookupEnv,
@@ -262,22 +262,4 @@ func startFixture(t testing.TB, ne *nodeEnv, yaml string, vars map[string]string
 		}
 	})
 	return &fixture{node: ne, base: "http://" + ln.Addr().String(), fsDir: fsDir, logs: logs}
-}
-
-// syncBuffer is a bytes.Buffer safe for the gateway's concurrent logging.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

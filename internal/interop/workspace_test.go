@@ -13,7 +13,7 @@ import (
 )
 
 // TestFilesystemReadOnlyWorkspace: the real server-filesystem from npm,
-// served natively on a ro workspace (issue 7). It believes it may write
+// served natively on a ro workspace. It believes it may write
 // (its command line allows the directory), but Landlock refuses: listing
 // and reading work, its write tool returns an error, and nothing appears on
 // the host.

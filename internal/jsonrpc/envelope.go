@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
+
+	"github.com/mcpgw/mcpgw/internal/jsonscan"
 )
 
 // parseEnvelope is Parse's fast path: it reads the members of the top-level
@@ -20,23 +22,23 @@ func parseEnvelope(data []byte) (w wire, ok bool) {
 		return wire{}, false
 	}
 	data = bytes.Clone(data) // the values alias this copy, not the caller's buffer
-	i := skipSpace(data, 0)
+	i := jsonscan.SkipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
 		return wire{}, false
 	}
-	i = skipSpace(data, i+1)
+	i = jsonscan.SkipSpace(data, i+1)
 	var seen [6]bool
 	for i < len(data) && data[i] != '}' {
 		// data is valid JSON, so this is a member: "key" : value [,]
-		keyEnd, plain := stringEnd(data, i)
+		keyEnd, plain := jsonscan.StringEnd(data, i)
 		if !plain {
 			return wire{}, false
 		}
 		key := data[i+1 : keyEnd-1]
-		i = skipSpace(data, keyEnd)
-		i = skipSpace(data, i+1) // the colon
+		i = jsonscan.SkipSpace(data, keyEnd)
+		i = jsonscan.SkipSpace(data, i+1) // the colon
 		valStart := i
-		i = valueEnd(data, i)
+		i = jsonscan.ValueEnd(data, i)
 		val := data[valStart:i:i] // cap == len: an append by a caller copies
 		slot := memberSlot(key)
 		switch {
@@ -52,9 +54,9 @@ func parseEnvelope(data []byte) (w wire, ok bool) {
 				return wire{}, false
 			}
 		}
-		i = skipSpace(data, i)
+		i = jsonscan.SkipSpace(data, i)
 		if i < len(data) && data[i] == ',' {
-			i = skipSpace(data, i+1)
+			i = jsonscan.SkipSpace(data, i+1)
 		}
 	}
 	return w, true
@@ -126,71 +128,4 @@ func plainString(lit []byte) (string, bool) {
 		}
 	}
 	return string(body), true
-}
-
-func skipSpace(data []byte, i int) int {
-	for i < len(data) {
-		switch data[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
-}
-
-// stringEnd returns the index just past the string literal starting at
-// data[i] (a quote), and whether it has no escapes and no non-ASCII bytes.
-func stringEnd(data []byte, i int) (int, bool) {
-	plain := true
-	for j := i + 1; j < len(data); j++ {
-		switch c := data[j]; {
-		case c == '"':
-			return j + 1, plain
-		case c == '\\':
-			plain = false
-			j++ // skip the escaped character; \uXXXX's digits need no care
-		case c >= 0x80:
-			plain = false
-		}
-	}
-	return len(data), false
-}
-
-// valueEnd returns the index just past the JSON value starting at data[i].
-// data is known to be valid JSON.
-func valueEnd(data []byte, i int) int {
-	switch data[i] {
-	case '"':
-		end, _ := stringEnd(data, i)
-		return end
-	case '{', '[':
-		depth := 0
-		for i < len(data) {
-			switch data[i] {
-			case '"':
-				i, _ = stringEnd(data, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return i
-	default: // number, true, false, null
-		for i < len(data) {
-			switch data[i] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return i
-			}
-			i++
-		}
-		return i
-	}
 }

@@ -2,7 +2,7 @@
 // messages without decoding their params or results.
 //
 // The gateway only needs a message's kind, id and method to route it; params,
-// results and errors pass through as raw bytes (DESIGN.md, "Architecture").
+// results and errors pass through as raw bytes (docs/design.md, "Architecture").
 // Every encoded message is a single line: raw parts that contain JSON
 // whitespace newlines are compacted, because stdio framing is one message per
 // line (MCP spec, basic/transports, "stdio").
@@ -59,7 +59,7 @@ type wire struct {
 	Error   json.RawMessage `json:"error,omitempty"`
 }
 
-// Standard and gateway error codes (DESIGN.md, "Errors").
+// Standard and gateway error codes (docs/design.md, "Errors").
 const (
 	CodeParseError     = -32700
 	CodeInvalidRequest = -32600

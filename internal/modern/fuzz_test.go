@@ -10,6 +10,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/mcpgw/mcpgw/internal/problem"
+
 	"github.com/mcpgw/mcpgw/internal/jsonrpc"
 )
 
@@ -92,7 +94,7 @@ func FuzzValidate(f *testing.F) {
 		if m != nil {
 			t.Errorf("Meta %+v with Problem %+v", m, p)
 		}
-		if p.Status != http.StatusBadRequest || !slices.Contains(problemCodes, p.Code) {
+		if p.Kind != problem.BadRequest || !slices.Contains(problemCodes, p.Code) {
 			t.Errorf("Problem %+v", p)
 		}
 		if (p.Code == CodeUnsupportedVersion) != (p.Data != nil) {

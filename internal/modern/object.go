@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/mcpgw/mcpgw/internal/jsonscan"
 )
 
 var (
@@ -34,83 +36,34 @@ func parseObject(raw []byte) (object, error) {
 	if !json.Valid(raw) {
 		return parseObjectDecoder(raw) // for encoding/json's own error
 	}
-	i := skipSpace(raw, 0)
+	i := jsonscan.SkipSpace(raw, 0)
 	if raw[i] != '{' {
 		return nil, errNotObject
 	}
-	i = skipSpace(raw, i+1)
+	i = jsonscan.SkipSpace(raw, i+1)
 	var o object
 	if raw[i] == '}' {
 		return o, nil
 	}
 	for {
-		end := stringEnd(raw, i)
+		end, _ := jsonscan.StringEnd(raw, i)
 		key, err := decodeKey(raw[i:end])
 		if err != nil {
 			return nil, err
 		}
-		i = skipSpace(raw, end)
-		i = skipSpace(raw, i+1) // the colon
-		vend := valueEnd(raw, i)
+		i = jsonscan.SkipSpace(raw, end)
+		i = jsonscan.SkipSpace(raw, i+1) // the colon
+		vend := jsonscan.ValueEnd(raw, i)
 		if o.index(key) >= 0 {
 			return nil, fmt.Errorf("%w %q", errDuplicate, key)
 		}
 		o = append(o, member{key, json.RawMessage(raw[i:vend])})
-		i = skipSpace(raw, vend)
+		i = jsonscan.SkipSpace(raw, vend)
 		if raw[i] == '}' {
 			return o, nil
 		}
-		i = skipSpace(raw, i+1) // the comma
+		i = jsonscan.SkipSpace(raw, i+1) // the comma
 	}
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// stringEnd returns the index after the string starting at b[i] ('"').
-func stringEnd(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return len(b)
-}
-
-// valueEnd returns the index after the value starting at b[i].
-func valueEnd(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return stringEnd(b, i)
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				j = stringEnd(b, j) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return len(b)
-	}
-	j := i
-	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
-		j++
-	}
-	return j
 }
 
 // decodeKey decodes a member name; only one with escapes or non-ASCII

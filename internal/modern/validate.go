@@ -3,11 +3,12 @@ package modern
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/mcpgw/mcpgw/internal/problem"
 
 	"github.com/mcpgw/mcpgw/internal/jsonrpc"
 )
@@ -29,23 +30,16 @@ type Meta struct {
 	LogLevel           string          // may be ""
 }
 
-// Problem is a validation failure: the HTTP status and the JSON-RPC error to
-// answer with.
-type Problem struct {
-	Status int // 400 for everything Validate returns
-	// Code is CodeHeaderMismatch, CodeUnsupportedVersion or
-	// jsonrpc.CodeInvalidParams; jsonrpc.CodeInvalidRequest only if Validate
-	// is called with something other than a request (a caller bug).
-	Code int
-	// Message is specific, for the client and for the operator's log: it
-	// names the header or _meta field and the values involved, each quoted
-	// with Go escapes (no raw control characters) and cut to about 100
-	// bytes.
-	Message string
-	// Data is, for CodeUnsupportedVersion,
-	// map[string]any{"supported": []string, "requested": string}; else nil.
-	Data any
-}
+// A validation failure is a *problem.Error of kind problem.BadRequest
+// (the front door answers 400). Its Code is CodeHeaderMismatch,
+// CodeUnsupportedVersion or jsonrpc.CodeInvalidParams
+// (jsonrpc.CodeInvalidRequest only if Validate is called with something
+// other than a request, a caller bug); its Message is specific, for the
+// client and for the operator's log: it names the header or _meta field and
+// the values involved, each quoted with Go escapes (no raw control
+// characters) and cut to about 100 bytes; its Data is, for
+// CodeUnsupportedVersion, map[string]any{"supported": []string,
+// "requested": string}, else nil.
 
 // logLevels are the values of LoggingLevel (RFC 5424 severities).
 var logLevels = []string{"debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"}
@@ -65,8 +59,9 @@ var nameSources = map[string]string{
 // []string{Version}); allVersions is the full list to advertise in -32022
 // data.supported (modern and session-era, newest first).
 //
-// Header names are matched case-insensitively, also in an http.Header whose
-// keys are not canonical. Each header Validate reads must have exactly one
+// h is the request's header fields (an http.Header, whose type is
+// map[string][]string: the package needs no HTTP). Header names are
+// matched case-insensitively, also when the keys are not canonical. Each header Validate reads must have exactly one
 // value (a comma in a value is part of the value, not a list separator)
 // consisting of visible ASCII 0x21-0x7E, space and tab; otherwise the
 // request fails with -32020 before the header's value is used.
@@ -96,9 +91,9 @@ var nameSources = map[string]string{
 // recognise them (intermediaries that do not recognise them ignore them).
 //
 // It returns the parsed Meta on success.
-func Validate(h http.Header, msg *jsonrpc.Message, supported, allVersions []string) (*Meta, *Problem) {
+func Validate(h map[string][]string, msg *jsonrpc.Message, supported, allVersions []string) (*Meta, *problem.Error) {
 	if msg == nil || msg.Kind != jsonrpc.KindRequest {
-		return nil, &Problem{Status: http.StatusBadRequest, Code: jsonrpc.CodeInvalidRequest,
+		return nil, &problem.Error{Kind: problem.BadRequest, Code: jsonrpc.CodeInvalidRequest,
 			Message: "modern validation applies to requests only"}
 	}
 
@@ -115,8 +110,8 @@ func Validate(h http.Header, msg *jsonrpc.Message, supported, allVersions []stri
 		if all == nil {
 			all = []string{}
 		}
-		return nil, &Problem{
-			Status:  http.StatusBadRequest,
+		return nil, &problem.Error{
+			Kind:    problem.BadRequest,
 			Code:    CodeUnsupportedVersion,
 			Message: fmt.Sprintf("Unsupported protocol version: %s header value %s; supported: %s", hdrProtocolVersion, quote(version), strings.Join(all, ", ")),
 			Data:    map[string]any{"supported": all, "requested": version},
@@ -213,8 +208,8 @@ func Validate(h http.Header, msg *jsonrpc.Message, supported, allVersions []stri
 
 // header returns the single value of the header name (matched
 // case-insensitively over all keys of h), whether it is present, and a
-// -32020 Problem if it has several values or invalid characters.
-func header(h http.Header, name string) (string, bool, *Problem) {
+// -32020 problem if it has several values or invalid characters.
+func header(h map[string][]string, name string) (string, bool, *problem.Error) {
 	var vs []string
 	for k, v := range h {
 		if strings.EqualFold(k, name) {
@@ -233,7 +228,7 @@ func header(h http.Header, name string) (string, bool, *Problem) {
 }
 
 // paramsObject parses the request's params, which must be an object.
-func paramsObject(raw json.RawMessage) (object, *Problem) {
+func paramsObject(raw json.RawMessage) (object, *problem.Error) {
 	switch kind(raw) {
 	case 0:
 		return nil, invalid("missing required params._meta (with %s and %s)", MetaProtocolVersion, MetaClientCapabilities)
@@ -248,15 +243,15 @@ func paramsObject(raw json.RawMessage) (object, *Problem) {
 	return o, nil
 }
 
-func mismatch(format string, args ...any) *Problem {
-	return &Problem{Status: http.StatusBadRequest, Code: CodeHeaderMismatch, Message: fmt.Sprintf(format, args...)}
+func mismatch(format string, args ...any) *problem.Error {
+	return &problem.Error{Kind: problem.BadRequest, Code: CodeHeaderMismatch, Message: fmt.Sprintf(format, args...)}
 }
 
-func invalid(format string, args ...any) *Problem {
-	return &Problem{Status: http.StatusBadRequest, Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf(format, args...)}
+func invalid(format string, args ...any) *problem.Error {
+	return &problem.Error{Kind: problem.BadRequest, Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf(format, args...)}
 }
 
-// maxQuoted is roughly how many characters of a value a Problem message
+// maxQuoted is roughly how many characters of a value a problem message
 // shows.
 const maxQuoted = 100
 

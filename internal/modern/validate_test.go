@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mcpgw/mcpgw/internal/problem"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/mcpgw/mcpgw/internal/jsonrpc"
 )
@@ -215,8 +217,8 @@ func TestValidateProblems(t *testing.T) {
 			if m != nil {
 				t.Errorf("Meta %+v returned with a Problem", m)
 			}
-			if p.Status != http.StatusBadRequest || p.Code != tc.code {
-				t.Errorf("status %d code %d, want 400 %d (%s)", p.Status, p.Code, tc.code, p.Message)
+			if p.Kind != problem.BadRequest || p.Code != tc.code {
+				t.Errorf("kind %v code %d, want bad request %d (%s)", p.Kind, p.Code, tc.code, p.Message)
 			}
 			for _, s := range tc.mention {
 				if !strings.Contains(p.Message, s) {
@@ -286,7 +288,7 @@ func TestValidateNotARequest(t *testing.T) {
 	}
 	for _, m := range []*jsonrpc.Message{nil, msg} {
 		if _, p := Validate(headers("MCP-Protocol-Version", Version), m, supported, allVersions); p == nil ||
-			p.Status != http.StatusBadRequest || p.Code != jsonrpc.CodeInvalidRequest {
+			p.Kind != problem.BadRequest || p.Code != jsonrpc.CodeInvalidRequest {
 			t.Errorf("Validate(%+v) Problem %+v", m, p)
 		}
 	}

@@ -1,4 +1,4 @@
-// Package ratelimit owns the gateway's rate limits (issue 6): token buckets
+// Package ratelimit owns the gateway's rate limits: token buckets
 // from golang.org/x/time/rate, one per key (the empty key for a global
 // limit, an identity or a client address otherwise), with a bounded number
 // of buckets so that a flood of distinct keys cannot grow memory.

@@ -1,5 +1,5 @@
 // Package sandbox confines a native MCP server to its workspaces with
-// Landlock (issue 7). It owns the re-exec shim: Go cannot run code between
+// Landlock. It owns the re-exec shim: Go cannot run code between
 // fork and exec, so the gateway starts itself with EnvVar holding a Spec;
 // Main, called first thing by the gateway's main (and by test binaries'
 // TestMain, which stand in for the gateway), restricts its own thread with
@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -63,10 +64,14 @@ type Spec struct {
 	BestEffort bool `json:"best_effort,omitempty"`
 }
 
-// SystemReadPaths are the directories every sandboxed program may read and
-// execute from (issue 7): what a dynamically linked program or an
-// interpreter needs to start.
-var SystemReadPaths = []string{"/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc", "/opt"}
+// systemReadPaths are the directories every sandboxed program may read and
+// execute from: what a dynamically linked program or an interpreter needs
+// to start.
+var systemReadPaths = []string{"/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc", "/opt"}
+
+// SystemReadPaths returns the directories every sandboxed program may
+// read and execute from.
+func SystemReadPaths() []string { return slices.Clone(systemReadPaths) }
 
 // simulated, when set, is the reason ABI reports Landlock as unavailable.
 var simulated atomic.Pointer[string]

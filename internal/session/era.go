@@ -4,9 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
+	"slices"
 	"time"
 
+	"github.com/mcpgw/mcpgw/internal/clip"
 	"github.com/mcpgw/mcpgw/internal/jsonrpc"
 	"github.com/mcpgw/mcpgw/internal/modern"
 )
@@ -61,40 +62,34 @@ func (p *proc) probe(ctx context.Context) error {
 		modern.MetaClientInfo:         gatewayInfo,
 		modern.MetaClientCapabilities: map[string]any{},
 	}})
-	w := newChanWaiter()
-	id, err := p.b.Call(pctx, &jsonrpc.Message{Kind: jsonrpc.KindRequest, ID: json.RawMessage("0"), Method: "server/discover", Params: params}, w)
-	if err != nil {
-		return backendError(srv.Name, err)
-	}
-	select {
-	case resp := <-w.resp:
-		p.era = eraLegacy
-		var dr struct {
-			SupportedVersions []string `json:"supportedVersions"`
-		}
-		if resp.Error == nil && json.Unmarshal(resp.Result, &dr) == nil && contains(dr.SupportedVersions, modern.Version) {
-			p.era = eraModern
-			p.discover = resp.Result
-			p.discoverVersions = dr.SupportedVersions
-			p.serverInfo = modern.ServerInfo(resp.Result)
-		} else if resp.Error != nil && modern.IsModernError(resp.Error) {
-			srv.m.log.Warn("server speaks a modern MCP version the gateway does not; serving it as a session-era server",
-				"tool", srv.Name, "runtime", srv.cfg.Runtime, "process", p.b.ID(), "error", truncateBytes(resp.Error, 300))
-		}
-		return nil
-	case err := <-w.err:
-		return backendError(srv.Name, err)
-	case <-pctx.Done():
-		p.b.Forget(id)
-		if ctx.Err() != nil {
-			return &Error{Status: 499, Code: jsonrpc.CodeTimeout, Message: "client went away during the server's startup", Err: ctx.Err()}
-		}
+	resp, err := p.b.Roundtrip(pctx, &jsonrpc.Message{Kind: jsonrpc.KindRequest, ID: json.RawMessage("0"), Method: "server/discover", Params: params})
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return clientGone("during the server's startup")
+	case pctx.Err() != nil:
 		p.era = eraLegacy
 		srv.silentProbe.Store(true)
 		srv.m.log.Info("server did not answer server/discover; treating it as a session-era server from now on",
 			"tool", srv.Name, "runtime", srv.cfg.Runtime, "process", p.b.ID(), "waited_ms", limit.Milliseconds())
 		return nil
+	default:
+		return backendError(srv.Name, err)
 	}
+	p.era = eraLegacy
+	var dr struct {
+		SupportedVersions []string `json:"supportedVersions"`
+	}
+	if resp.Error == nil && json.Unmarshal(resp.Result, &dr) == nil && slices.Contains(dr.SupportedVersions, modern.Version) {
+		p.era = eraModern
+		p.discover = resp.Result
+		p.discoverVersions = dr.SupportedVersions
+		p.serverInfo = modern.ServerInfo(resp.Result)
+	} else if resp.Error != nil && modern.IsModernError(resp.Error) {
+		srv.m.log.Warn("server speaks a modern MCP version the gateway does not; serving it as a session-era server",
+			"tool", srv.Name, "runtime", srv.cfg.Runtime, "process", p.b.ID(), "error", clip.Bytes(resp.Error, 300))
+	}
+	return nil
 }
 
 // initializeFor performs the initialize handshake with a legacy process
@@ -107,7 +102,7 @@ func (p *proc) initializeFor(ctx context.Context, meta *modern.Meta) error {
 		info = gatewayInfo
 	}
 	params, _ := json.Marshal(map[string]any{
-		"protocolVersion": SessionVersions[0],
+		"protocolVersion": sessionVersions[0],
 		"capabilities":    modern.ToLegacyCapabilities(meta.ClientCapabilities),
 		"clientInfo":      info,
 	})
@@ -116,7 +111,7 @@ func (p *proc) initializeFor(ctx context.Context, meta *modern.Meta) error {
 
 // Supported lists every protocol version the gateway serves, newest first:
 // the modern one, then the session-era ones.
-func Supported() []string { return append([]string{modern.Version}, SessionVersions...) }
+func Supported() []string { return append([]string{modern.Version}, sessionVersions...) }
 
 // discoverResult answers server/discover for a process. supportedVersions
 // lists what a client can use through the gateway with this server: for a
@@ -135,7 +130,7 @@ func (p *proc) discoverResult() (json.RawMessage, error) {
 	case p.era == eraModern && !p.daemon:
 		versions = versions[:0]
 		for _, v := range Supported() {
-			if contains(p.discoverVersions, v) {
+			if slices.Contains(p.discoverVersions, v) {
 				versions = append(versions, v)
 			}
 		}
@@ -193,7 +188,8 @@ func deliverable(result json.RawMessage, daemon, subscribe bool) (json.RawMessag
 // errModernOnly is what a session-era client gets from a daemon server
 // whose processes speak only the modern protocol.
 func errModernOnly(name string) *Error {
-	return &Error{Status: http.StatusBadRequest, Code: jsonrpc.CodeInvalidRequest, Err: errInitRefused,
-		Message: fmt.Sprintf("server %q speaks only MCP %s and refused initialize; use a client that supports protocol version %s",
-			name, modern.Version, modern.Version)}
+	e := errBadRequest(fmt.Sprintf("server %q speaks only MCP %s and refused initialize; use a client that supports protocol version %s",
+		name, modern.Version, modern.Version))
+	e.Err = errInitRefused
+	return e
 }

@@ -1,32 +1,22 @@
 package session
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/mcpgw/mcpgw/internal/backend"
 	"github.com/mcpgw/mcpgw/internal/jsonrpc"
+	"github.com/mcpgw/mcpgw/internal/problem"
 )
 
 // Error is a failure the front-end reports before anything was streamed:
-// an HTTP status plus a JSON-RPC error (DESIGN.md, "Errors").
-type Error struct {
-	Status     int           // HTTP status
-	Code       int           // JSON-RPC error code
-	Message    string        // for the client and the log
-	RetryAfter time.Duration // 429/503: sent as Retry-After
-	// SessionLevel marks errors about the session rather than the request
-	// (unknown or expired session). The front-end answers them with a null
-	// id: SDK clients then treat the 404 as a lost session and re-initialise
-	// instead of failing one call and keeping a dead session.
-	SessionLevel bool
-	Err          error // cause, for errors.Is
-}
-
-func (e *Error) Error() string { return e.Message }
-func (e *Error) Unwrap() error { return e.Err }
+// a problem kind (which the front-end maps to an HTTP status) and a
+// JSON-RPC error. Every error this package returns to the front-end is an
+// *Error, except context.Canceled when the client went away (nobody reads
+// the answer then).
+type Error = problem.Error
 
 // ErrSessionNotFound is the cause of 404s for unknown, expired or ended
 // sessions.
@@ -34,43 +24,75 @@ var ErrSessionNotFound = errors.New("session not found")
 
 func errSessionGone() *Error {
 	return &Error{
-		Status: http.StatusNotFound, Code: jsonrpc.CodeInvalidRequest, SessionLevel: true,
+		Kind: problem.NotFound, Code: jsonrpc.CodeInvalidRequest, SessionLevel: true,
 		Message: "session not found: it expired, ended or was never created; send initialize to start a new session",
 		Err:     ErrSessionNotFound,
 	}
 }
 
 func errTooMany(what string) *Error {
-	return &Error{
-		Status: http.StatusTooManyRequests, Code: jsonrpc.CodeTooManyRequests,
-		Message: what, RetryAfter: time.Second,
-	}
+	return &Error{Kind: problem.Busy, Code: jsonrpc.CodeTooManyRequests, Message: what, RetryAfter: time.Second}
 }
 
 func errUnavailable(msg string, retry time.Duration, cause error) *Error {
-	return &Error{
-		Status: http.StatusServiceUnavailable, Code: jsonrpc.CodeUnavailable,
-		Message: msg, RetryAfter: retry, Err: cause,
-	}
+	return &Error{Kind: problem.Unavailable, Code: jsonrpc.CodeUnavailable, Message: msg, RetryAfter: retry, Err: cause}
 }
 
-// backendErrorCode maps why a backend ended to the JSON-RPC code and HTTP
-// status of the error that each affected request gets.
-func backendErrorCode(err error) (code, status int) {
-	switch {
-	case errors.Is(err, backend.ErrProtocol):
-		return jsonrpc.CodeBackendInvalid, http.StatusBadGateway
-	default:
-		return jsonrpc.CodeBackendStopped, http.StatusBadGateway
+// drainingRetry is the Retry-After of requests refused while the gateway
+// shuts down: by then another instance (or this one, restarted) answers.
+const drainingRetry = 5 * time.Second
+
+// errDraining is the 503 of every request refused because the gateway is
+// shutting down.
+func errDraining() *Error {
+	return errUnavailable("the gateway is shutting down", drainingRetry, errShutdown)
+}
+
+// DrainingError is the error of a request refused because the gateway is
+// shutting down, for the front-end's own refusals.
+func DrainingError() *Error { return errDraining() }
+
+func errBadRequest(msg string) *Error {
+	return &Error{Kind: problem.BadRequest, Code: jsonrpc.CodeInvalidRequest, Message: msg}
+}
+
+func errInvalidParams(msg string) *Error {
+	return &Error{Kind: problem.BadRequest, Code: jsonrpc.CodeInvalidParams, Message: msg}
+}
+
+// errBadBackend is a 502 for a server that answered with something the
+// gateway cannot use.
+func errBadBackend(cause error, format string, args ...any) *Error {
+	return &Error{Kind: problem.BadGateway, Code: jsonrpc.CodeBackendInvalid, Err: cause, Message: fmt.Sprintf(format, args...)}
+}
+
+// errStartup is the 504 of a server that did not answer initialize within
+// its startup timeout.
+func errStartup(srv *Server) *Error {
+	startup := srv.cfg.Timeouts.Startup
+	return &Error{Kind: problem.Timeout, Code: jsonrpc.CodeTimeout, Err: errStartupTimeout,
+		Message: fmt.Sprintf("server %q did not answer initialize within %s (servers.%s.timeouts.startup)", srv.Name, startup, srv.Name)}
+}
+
+// backendErrorCode maps why a backend ended to the JSON-RPC code and the
+// problem kind of the error that each affected request gets.
+func backendErrorCode(err error) (int, problem.Kind) {
+	if errors.Is(err, backend.ErrProtocol) {
+		return jsonrpc.CodeBackendInvalid, problem.BadGateway
 	}
+	return jsonrpc.CodeBackendStopped, problem.BadGateway
 }
 
 func backendError(server string, err error) *Error {
-	code, status := backendErrorCode(err)
-	return &Error{
-		Status: status, Code: code, Err: err,
-		Message: fmt.Sprintf("server %q: %v", server, err),
-	}
+	code, kind := backendErrorCode(err)
+	return &Error{Kind: kind, Code: code, Err: err, Message: fmt.Sprintf("server %q: %v", server, err)}
+}
+
+// clientGone is what a call returns when its client went away while it
+// waited: context.Canceled (the front-end answers nobody), saying during
+// what.
+func clientGone(during string) error {
+	return fmt.Errorf("client went away %s: %w", during, context.Canceled)
 }
 
 // stopped makes a reason for the gateway stopping a process on purpose. It

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -84,7 +85,7 @@ func (srv *Server) Listen(id json.RawMessage, want Filter) (*Listener, error) {
 	m.mu.Lock()
 	if m.draining {
 		m.mu.Unlock()
-		return nil, errUnavailable("the gateway is shutting down", 5*time.Second, errShutdown)
+		return nil, errDraining()
 	}
 	if open := m.listening; open >= m.cfg.Limits.MaxSessions {
 		m.mu.Unlock()
@@ -181,11 +182,7 @@ func (l *Listener) finish() {
 func (ls *listeners) list() []*Listener {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	out := make([]*Listener, 0, len(ls.set))
-	for l := range ls.set {
-		out = append(out, l)
-	}
-	return out
+	return slices.Collect(maps.Keys(ls.set))
 }
 
 // notify delivers a list-changed notification to the listeners that asked
@@ -228,11 +225,7 @@ func (ls *listeners) wantsURI(uri string) bool {
 func (ls *listeners) grantedURIs() []string {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	out := make([]string, 0, len(ls.uris))
-	for uri := range ls.uris {
-		out = append(out, uri)
-	}
-	return out
+	return slices.Collect(maps.Keys(ls.uris))
 }
 
 // subscribeURIs sends resources/subscribe or resources/unsubscribe for

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"reflect"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/mcpgw/mcpgw/internal/jsonrpc"
 	"github.com/mcpgw/mcpgw/internal/modern"
+	"github.com/mcpgw/mcpgw/internal/problem"
 )
 
 // Multi round-trip requests (spec 2026-07-28, basic/patterns/mrtr).
@@ -95,38 +95,32 @@ func newStateToken() string {
 func IsGatewayState(state string) bool { return strings.HasPrefix(state, statePrefix) }
 
 // inputRequest handles a server→client request that arrived while this
-// modern session's request was in flight. Called from the backend reader:
-// it must not block.
-func (s *Session) inputRequest(p *proc, m *jsonrpc.Message) {
+// modern call's request was in flight. Called from the backend reader: it
+// must not block.
+func (c *Call) inputRequest(p *proc, m *jsonrpc.Message) {
 	need := map[string]string{"sampling/createMessage": "sampling", "elicitation/create": "elicitation", "roots/list": "roots"}[m.Method]
-	has := map[string]bool{"sampling": s.caps.sampling, "elicitation": s.caps.elicitation, "roots": s.caps.roots}[need]
-	s.mu.Lock()
+	c.mu.Lock()
 	var ex *exchange
-	for _, e := range s.inflight {
+	for _, e := range c.inflight {
 		ex = e
 	}
-	pk := s.input
-	s.mu.Unlock()
+	pk := c.input
+	c.mu.Unlock()
 	if ex == nil || need == "" {
 		p.refuse(m.ID, fmt.Sprintf("the gateway cannot relay %s to a client using MCP %s outside a tool call, prompt or resource read", m.Method, modern.Version))
 		return
 	}
-	if !has {
+	if !c.caps.has(m.Method) {
 		p.refuse(m.ID, fmt.Sprintf("the client did not declare the %s capability", need))
 		if ex.claim() {
-			ex.mu.Lock()
-			gwID := ex.gwID
-			ex.mu.Unlock()
+			gwID := ex.backendID()
 			ex.p.b.Forget(gwID)
 			ex.finish(jsonrpc.Encode(jsonrpc.NewError(ex.clientID, modern.CodeMissingCapability,
-				fmt.Sprintf("server %q needs the client capability %q to complete %s, and the request did not declare it", s.srv.Name, need, ex.method),
-				map[string]any{"requiredCapabilities": map[string]any{need: map[string]any{}}})), http.StatusBadRequest)
-			m := s.srv.m
-			m.wg.Add(1)
-			go func() { // owner: the manager; bounded by the backend's write timeout
-				defer m.wg.Done()
+				fmt.Sprintf("server %q needs the client capability %q to complete %s, and the request did not declare it", c.srv.Name, need, ex.method),
+				map[string]any{"requiredCapabilities": map[string]any{need: map[string]any{}}})), problem.BadRequest)
+			c.srv.m.wg.Go(func() { // owner: the manager; bounded by the backend's write timeout
 				ex.sendCancel(gwID, "the client lacks a capability the request needs")
-			}()
+			})
 		}
 		return
 	}
@@ -136,15 +130,15 @@ func (s *Session) inputRequest(p *proc, m *jsonrpc.Message) {
 		p.refuse(m.ID, fmt.Sprintf("the gateway cannot relay %s during %s to a client using MCP %s", m.Method, ex.method, modern.Version))
 		return
 	}
-	in := &s.srv.inputs
+	in := &c.srv.inputs
 	in.mu.Lock()
 	if pk == nil {
-		pk = &parked{call: s.call, ex: ex, identity: s.identity, method: ex.method, params: salientOf(s.reqParams),
+		pk = &parked{call: c, ex: ex, identity: c.caller.Identity, method: ex.method, params: salientOf(c.params),
 			clientID: ex.clientID, pending: make(map[string]pendingInput)}
 	}
 	if pk.token != "" && in.set[pk.token] != pk {
 		// Its requestState expired (or the call was forgotten at shutdown)
-		// between reading s.input and here: the call is ending.
+		// between reading c.input and here: the call is ending.
 		in.mu.Unlock()
 		p.refuse(m.ID, "the client's request is over")
 		return
@@ -154,24 +148,24 @@ func (s *Session) inputRequest(p *proc, m *jsonrpc.Message) {
 	pk.pending[key] = pendingInput{backendID: m.ID, proc: p, method: m.Method, params: m.Params}
 	pk.order = append(pk.order, key)
 	if pk.token == "" { // else already parked: the client gets this one with the next round
-		s.parkLocked(pk)
+		c.parkLocked(pk)
 	}
 	in.mu.Unlock()
 }
 
 // parkLocked registers pk under a fresh requestState and ends the current
 // response with an InputRequiredResult for every pending input. Called
-// with s.srv.inputs.mu held.
-func (s *Session) parkLocked(pk *parked) {
-	in := &s.srv.inputs
+// with c.srv.inputs.mu held.
+func (c *Call) parkLocked(pk *parked) {
+	in := &c.srv.inputs
 	if in.set == nil {
 		in.set = make(map[string]*parked)
 	}
 	pk.token = newStateToken()
 	in.set[pk.token] = pk
-	s.mu.Lock()
-	s.input = pk
-	s.mu.Unlock()
+	c.mu.Lock()
+	c.input = pk
+	c.mu.Unlock()
 	reqs := make(map[string]any, len(pk.pending))
 	for _, k := range pk.order {
 		if pi, ok := pk.pending[k]; ok {
@@ -179,9 +173,9 @@ func (s *Session) parkLocked(pk *parked) {
 		}
 	}
 	result, _ := json.Marshal(map[string]any{"resultType": "input_required", "inputRequests": reqs, "requestState": pk.token})
-	wait := s.srv.cfg.Timeouts.Request
+	wait := c.srv.cfg.Timeouts.Request
 	token := pk.token
-	pk.timer = time.AfterFunc(wait, func() { s.srv.expireInput(token) })
+	pk.timer = time.AfterFunc(wait, func() { c.srv.expireInput(token) })
 	pk.ex.sink.interim(jsonrpc.Encode(&jsonrpc.Message{Kind: jsonrpc.KindResponse, ID: pk.clientID, Result: result}))
 }
 
@@ -197,21 +191,21 @@ func (srv *Server) expireInput(token string) {
 	}
 	srv.m.log.Info("client did not retry a request that needed input; cancelling it", "tool", srv.Name,
 		"runtime", srv.cfg.Runtime, "method", pk.method)
-	pk.call.s.cancelInput("the client did not provide the input in time")
+	pk.call.cancelInput("the client did not provide the input in time")
 	pk.call.End()
 }
 
 // cancelInput forgets a parked state when its call ends for good, and
 // refuses the server requests still waiting, saying why.
-func (s *Session) cancelInput(why string) {
-	s.mu.Lock()
-	pk := s.input
-	s.input = nil
-	s.mu.Unlock()
+func (c *Call) cancelInput(why string) {
+	c.mu.Lock()
+	pk := c.input
+	c.input = nil
+	c.mu.Unlock()
 	if pk == nil {
 		return
 	}
-	in := &s.srv.inputs
+	in := &c.srv.inputs
 	in.mu.Lock()
 	if in.set[pk.token] == pk {
 		delete(in.set, pk.token)
@@ -220,17 +214,19 @@ func (s *Session) cancelInput(why string) {
 	if pk.timer != nil {
 		pk.timer.Stop()
 	}
+	// Refused before the call ends, so that the server hears it before
+	// the request's cancellation (and, for its own process, the stop).
 	for _, pi := range pk.pending {
-		pi.proc.refuse(pi.backendID, why)
+		pi.proc.refuseNow(pi.backendID, why)
 	}
 }
 
 // waitingForRetry reports whether the call is waiting for its client's
 // retry (End then leaves it running).
 func (c *Call) waitingForRetry() bool {
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
-	return c.s.input != nil
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.input != nil
 }
 
 // Resume continues a parked request with a client's retry (a request whose
@@ -239,21 +235,19 @@ func (c *Call) waitingForRetry() bool {
 // InputRequiredResult — reaches the returned call's sink with the retry's
 // id. Errors are *Error (400 -32602 for a state that is unknown, expired,
 // or does not match the retry).
-func (srv *Server) Resume(ctx context.Context, req *jsonrpc.Message, state string, responses json.RawMessage) (*Call, *Sink, error) {
+func (srv *Server) Resume(ctx context.Context, caller Caller, req *jsonrpc.Message, state string, responses json.RawMessage) (*Call, *Sink, error) {
 	in := &srv.inputs
 	in.mu.Lock()
 	pk := in.set[state]
 	if pk == nil {
 		in.mu.Unlock()
-		return nil, nil, &Error{Status: http.StatusBadRequest, Code: jsonrpc.CodeInvalidParams,
-			Message: "requestState is unknown or expired (it is valid once, on this gateway, until the request's timeout); send the request again without requestState"}
+		return nil, nil, errInvalidParams("requestState is unknown or expired (it is valid once, on this gateway, until the request's timeout); send the request again without requestState")
 	}
 	got := salientOf(req.Params)
-	if pk.identity != identityFrom(ctx) || pk.method != req.Method || got.Name != pk.params.Name || got.URI != pk.params.URI ||
+	if pk.identity != caller.Identity || pk.method != req.Method || got.Name != pk.params.Name || got.URI != pk.params.URI ||
 		!reflect.DeepEqual(got.Arguments, pk.params.Arguments) {
 		in.mu.Unlock()
-		return nil, nil, &Error{Status: http.StatusBadRequest, Code: jsonrpc.CodeInvalidParams,
-			Message: "requestState does not belong to this request: a retry must repeat the original method, name and arguments, as the same client"}
+		return nil, nil, errInvalidParams("requestState does not belong to this request: a retry must repeat the original method, name and arguments, as the same client")
 	}
 	delete(in.set, state)
 	pk.timer.Stop()
@@ -273,15 +267,15 @@ func (srv *Server) Resume(ctx context.Context, req *jsonrpc.Message, state strin
 	pk.clientID = req.ID
 	sink := pk.ex.sink
 	sink.setFinalID(req.ID)
-	s := pk.call.s
+	c := pk.call
 	if len(pk.pending) > 0 {
 		// Not everything was answered: ask again for what is missing (spec:
 		// rather than an error).
-		s.parkLocked(pk)
+		c.parkLocked(pk)
 	} else {
-		s.mu.Lock()
-		s.input = nil
-		s.mu.Unlock()
+		c.mu.Lock()
+		c.input = nil
+		c.mu.Unlock()
 		pk.token = ""
 	}
 	in.mu.Unlock()

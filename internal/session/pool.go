@@ -5,16 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/mcpgw/mcpgw/internal/backend"
+	"github.com/mcpgw/mcpgw/internal/clip"
 	"github.com/mcpgw/mcpgw/internal/jsonrpc"
 	"github.com/mcpgw/mcpgw/internal/modern"
 )
 
-// pool is a daemon-mode server's set of shared processes (issue 4).
+// pool is a daemon-mode server's set of shared processes.
 //
 // Invariants: procs holds only processes that completed the handshake and
 // have not ended; starting counts handshakes under way; together they never
@@ -91,7 +92,7 @@ func (pl *pool) pick(ctx context.Context) (*proc, error) {
 				if bestFull != nil {
 					return bestFull, nil
 				}
-				return nil, errUnavailable(fmt.Sprintf("server %q keeps failing (last: %s); next start after its back-off", pl.srv.Name, last),
+				return nil, errUnavailable(fmt.Sprintf("server %q keeps failing (last: %s); next start after its back-off", pl.srv.Name, clip.String(last, 300)),
 					wait, errBackoff)
 			}
 			pl.starting++
@@ -139,15 +140,14 @@ func (pl *pool) start(ctx context.Context) (*proc, error) {
 		return nil, err
 	}
 	p := newProc(srv, true)
-	b, err := srv.start(p)
-	if err != nil {
-		m.release(srv)
+	if err := srv.startBackend(p); err != nil {
+		m.release(srv, false)
 		pl.failed(err.Error())
-		m.log.Error("cannot start server", "tool", srv.Name, "runtime", srv.cfg.Runtime, "error", err.Error())
-		return nil, errUnavailable(fmt.Sprintf("server %q cannot be started: %v", srv.Name, err), 30*time.Second, err)
+		return nil, err
 	}
-	p.b = b
-	// From here the slot is released by HandleClose.
+	// From here the slot is released by HandleClose, and an early death is
+	// counted by remove (from HandleClose), not here: each crash counts
+	// once.
 	//
 	// A pooled process serves both eras, so it is initialised first: a
 	// dual-era server must not see server/discover before initialize (the
@@ -156,38 +156,41 @@ func (pl *pool) start(ctx context.Context) (*proc, error) {
 	// session-era clients' sampling with input_required results). Only a
 	// server that refuses initialize is probed, and serves modern clients
 	// alone if it answers server/discover.
-	err = p.handshake(ctx)
+	err := p.handshake(ctx)
 	if refusedInit(err) && p.b.Err() == nil {
 		if perr := p.probe(ctx); perr != nil {
 			err = perr
 		} else if p.era == eraModern {
 			m.log.Info("server refused initialize but speaks MCP "+modern.Version+": it serves modern clients only",
-				"tool", srv.Name, "runtime", srv.cfg.Runtime, "process", b.ID(), "initialize_error", err.Error())
+				"tool", srv.Name, "runtime", srv.cfg.Runtime, "process", p.b.ID(), "initialize_error", err.Error())
 			err = nil
 		}
 	}
 	if err != nil {
-		p.b.End(err)
-		<-p.b.Done()
-		var se *Error
-		if errors.As(err, &se) && se.Status == 499 {
-			return nil, err // the client went away: not the server's fault
+		// remove (from HandleClose) counts the failed start once, unless
+		// the client went away, which is not the server's fault.
+		cause := err
+		if errors.Is(err, context.Canceled) {
+			cause = stopped("the client went away during the server's startup")
+		} else {
+			p.startFailed.Store(true)
 		}
-		pl.failed(err.Error())
+		p.b.End(cause)
+		<-p.b.Done()
 		return nil, err
 	}
 	if p.era == eraModern {
 		if lerr := p.listenBackend(ctx); lerr != nil {
-			m.log.Warn("cannot subscribe to the server's list changes", "tool", srv.Name, "process", b.ID(), "error", lerr.Error())
+			m.log.Warn("cannot subscribe to the server's list changes", "tool", srv.Name, "process", p.b.ID(), "error", lerr.Error())
 		}
 	}
 	if m.Draining() { // the gateway began shutting down meanwhile
 		p.b.End(errShutdown)
 		<-p.b.Done()
-		return nil, errUnavailable("the gateway is shutting down", 5*time.Second, errShutdown)
+		return nil, errDraining()
 	}
-	m.log.Info("server process ready", "tool", srv.Name, "runtime", srv.cfg.Runtime, "process", b.ID(),
-		"mode", "daemon", "era", p.era.String(), "protocol_version", p.backendVersion, "startup_ms", time.Since(p.started).Milliseconds())
+	m.log.Info("server process ready", "tool", srv.Name, "runtime", srv.cfg.Runtime, "process", p.b.ID(),
+		"mode", srv.cfg.Mode, "era", p.era.String(), "protocol_version", p.backendVersion, "startup_ms", time.Since(p.started).Milliseconds())
 	return p, nil
 }
 
@@ -204,7 +207,7 @@ func refusedInit(err error) bool {
 // its files and mean nothing for a process shared by many clients.
 func gatewayInit() json.RawMessage {
 	params, _ := json.Marshal(map[string]any{
-		"protocolVersion": SessionVersions[0],
+		"protocolVersion": sessionVersions[0],
 		"capabilities":    map[string]any{"sampling": map[string]any{}, "elicitation": map[string]any{}},
 		"clientInfo":      map[string]any{"name": "mcpgw", "version": "1"},
 	})
@@ -220,37 +223,28 @@ func (p *proc) handshake(ctx context.Context) error { return p.handshakeWith(ctx
 // timeout, and records the result.
 func (p *proc) handshakeWith(ctx context.Context, params json.RawMessage) error {
 	srv := p.srv
-	startup := srv.cfg.Timeouts.Startup
-	hctx, cancel := context.WithTimeout(ctx, startup-time.Since(p.started))
+	hctx, cancel := context.WithTimeout(ctx, srv.cfg.Timeouts.Startup-time.Since(p.started))
 	defer cancel()
-	w := newChanWaiter()
 	req := &jsonrpc.Message{Kind: jsonrpc.KindRequest, ID: json.RawMessage("0"), Method: "initialize", Params: params}
-	if _, err := p.b.Call(hctx, req, w); err != nil {
+	resp, err := p.b.Roundtrip(hctx, req)
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return clientGone("during the server's startup")
+	case hctx.Err() != nil:
+		return errStartup(srv)
+	default:
 		return backendError(srv.Name, err)
-	}
-	var resp *jsonrpc.Message
-	select {
-	case resp = <-w.resp:
-	case err := <-w.err:
-		return backendError(srv.Name, err)
-	case <-hctx.Done():
-		if ctx.Err() != nil {
-			return &Error{Status: 499, Code: jsonrpc.CodeTimeout, Message: "client went away during the server's startup", Err: ctx.Err()}
-		}
-		return &Error{Status: http.StatusGatewayTimeout, Code: jsonrpc.CodeTimeout, Err: errStartupTimeout,
-			Message: fmt.Sprintf("server %q did not answer initialize within %s (servers.%s.timeouts.startup)", srv.Name, startup, srv.Name)}
 	}
 	if resp.Error != nil {
-		return &Error{Status: http.StatusBadGateway, Code: jsonrpc.CodeBackendInvalid, Err: errInitRefused,
-			Message: fmt.Sprintf("server %q refused the gateway's initialize: %s", srv.Name, truncateBytes(resp.Error, 300))}
+		return errBadBackend(errInitRefused, "server %q refused the gateway's initialize: %s", srv.Name, clip.Bytes(resp.Error, 300))
 	}
-	var ir initResult
-	if err := json.Unmarshal(resp.Result, &ir); err != nil || !contains(SessionVersions, ir.ProtocolVersion) {
-		return &Error{Status: http.StatusBadGateway, Code: jsonrpc.CodeBackendInvalid, Err: errBadInit,
-			Message: fmt.Sprintf("server %q answered initialize with protocol version %q, which the gateway does not support", srv.Name, ir.ProtocolVersion)}
+	version, err := checkInitResult(srv, resp.Result)
+	if err != nil {
+		return err
 	}
 	p.initResult = resp.Result
-	p.backendVersion = ir.ProtocolVersion
+	p.backendVersion = version
 	if p.serverInfo == nil {
 		p.serverInfo = modern.ServerInfo(resp.Result)
 	}
@@ -260,18 +254,11 @@ func (p *proc) handshakeWith(ctx context.Context, params json.RawMessage) error 
 	return nil
 }
 
-func truncateBytes(b []byte, n int) string {
-	if len(b) <= n {
-		return string(b)
-	}
-	return string(b[:n]) + "…"
-}
-
 // negotiate picks the version for a client (MCP spec, lifecycle, "Version
 // Negotiation"): the client's if the gateway and the backend support it,
 // else the newest both support.
 func negotiate(client, backendVersion string) string {
-	for _, v := range SessionVersions {
+	for _, v := range sessionVersions {
 		if v == client && v <= backendVersion {
 			return v
 		}
@@ -292,23 +279,23 @@ func (p *proc) initResponse(clientVersion string) (json.RawMessage, string, erro
 	return out, v, err
 }
 
-// remove drops an ended process and accounts for an early death.
+// remove drops an ended process and accounts for an early death: a
+// process that died on its own within crashWindow of its start, or whose
+// start failed, counts as one failure for the back-off.
 func (pl *pool) remove(p *proc, why error) {
 	pl.mu.Lock()
-	for i, q := range pl.procs {
-		if q == p {
-			pl.procs = append(pl.procs[:i], pl.procs[i+1:]...)
-			break
-		}
-	}
+	pl.procs = slices.DeleteFunc(pl.procs, func(q *proc) bool { return q == p })
 	pl.notify()
 	pl.mu.Unlock()
-	if errors.Is(why, backend.ErrStopped) {
-		return // the gateway's own decision (idle, lifetime, recycle, shutdown), not a crash
-	}
-	if time.Since(p.started) < crashWindow {
+	switch {
+	case p.startFailed.Load():
 		pl.failed(why.Error())
-	} else {
+	case errors.Is(why, backend.ErrStopped):
+		// The gateway's own decision (idle, lifetime, recycle, shutdown),
+		// not a crash.
+	case time.Since(p.started) < crashWindow:
+		pl.failed(why.Error())
+	default:
 		pl.mu.Lock()
 		pl.failures = 0
 		pl.mu.Unlock()
@@ -361,13 +348,12 @@ func (pl *pool) maintain(now time.Time) {
 		p.mu.Lock()
 		idle := len(p.sessions) == 0 && len(p.inflight) == 0 && now.Sub(p.lastUsed) >= to.Idle
 		busy := len(p.inflight) > 0
-		if now.Sub(p.started) >= to.MaxLifetime && !p.draining && !p.ended {
-			p.draining = true
+		if now.Sub(p.started) >= to.MaxLifetime && p.advanceLocked(procDraining) == procReady {
 			live--
 			srv.m.log.Info("server process reached its maximum lifetime; draining it", "tool", srv.Name,
 				"runtime", srv.cfg.Runtime, "process", p.b.ID())
 		}
-		draining := p.draining
+		draining := p.state >= procDraining
 		p.mu.Unlock()
 		switch {
 		case draining && !busy:
@@ -386,13 +372,11 @@ func (pl *pool) maintain(now time.Time) {
 	if need > 0 && !backoff && !srv.m.Draining() {
 		m := srv.m
 		for range need {
-			m.wg.Add(1)
-			go func() { // owner: the manager; bounded by the startup timeout
-				defer m.wg.Done()
+			m.wg.Go(func() { // owner: the manager; bounded by the startup timeout
 				if _, err := pl.warm(m.ctx); err != nil {
 					m.log.Warn("cannot start a warm server process", "tool", srv.Name, "error", err.Error())
 				}
-			}()
+			})
 		}
 	}
 }

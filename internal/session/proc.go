@@ -4,27 +4,54 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpgw/mcpgw/internal/backend"
 	"github.com/mcpgw/mcpgw/internal/jsonrpc"
 )
 
+// procState is where a process is in its life. States only move forward
+// (see advanceLocked).
+type procState uint8
+
+const (
+	// procReady: it takes new work.
+	procReady procState = iota
+	// procDraining: its lifetime is reached; it takes no new sessions and
+	// is stopped once its requests are done.
+	procDraining
+	// procStopping: it is being stopped (idle, lifetime, recycle).
+	procStopping
+	// procRetiring: it is being stopped because the work it was started
+	// for is done (a modern request's own process); until it is gone,
+	// reserve waits for its slot rather than refusing new work.
+	procRetiring
+	// procEnded: the backend is gone.
+	procEnded
+)
+
 // proc is one running server process and the routing of what it sends.
 // It is the backend.Handler of its backend.
 //
-// In launcher mode a proc serves exactly one session for its whole life and
-// the session ends with it. In daemon mode it serves every session pinned
-// to it; when it ends, its sessions stay and are pinned to another process
-// on their next request.
+// In launcher mode a proc serves one session (or one modern request) for
+// its whole life, and the session ends with it. In daemon mode it serves
+// every session pinned to it and every modern request sent to it; when it
+// ends, its sessions stay and are pinned to another process on their next
+// request.
 type proc struct {
 	srv     *Server
-	b       *backend.Backend
+	b       *backend.Backend // set once, right after the start, before the proc is used
 	daemon  bool
 	started time.Time
-	slots   chan struct{} // daemon: max_inflight_per_process
+	slots   *slots // daemon: max_inflight_per_process; nil in launcher mode
+	// startFailed marks a pooled process whose handshake failed: its end
+	// counts as one failure for the back-off (pool.remove).
+	startFailed atomic.Bool
 
 	// Set once by the probe and the handshake, before the proc is
 	// published. initResult is nil for a modern-only server.
@@ -36,16 +63,13 @@ type proc struct {
 	backendVersion   string
 
 	mu       sync.Mutex
-	sessions map[*Session]struct{}
+	state    procState
+	endErr   error                 // why it ended, once procEnded
+	sessions map[*Session]struct{} // session-era sessions pinned to it
 	inflight map[*exchange]struct{}
 	progress map[string]*exchange // gateway progress token → exchange
 	nextTok  int64
 	lastUsed time.Time
-	draining bool   // lifetime reached or recycled: no new pins
-	stopping bool   // stopAsync was called
-	retired  bool   // retire was called (counted in srv.retiring)
-	ended    bool   // the backend is gone
-	endErr   error  // why, once ended
 	level    string // daemon: logging level set on the backend ("" = never)
 }
 
@@ -60,16 +84,30 @@ func newProc(srv *Server, daemon bool) *proc {
 		lastUsed: time.Now(),
 	}
 	if daemon {
-		p.slots = make(chan struct{}, srv.cfg.MaxInflightPerProcess)
+		cfg := srv.cfg
+		p.slots = newSlots(cfg.MaxInflightPerProcess, func() error {
+			return errTooMany(fmt.Sprintf("server %q: its process has %d requests in flight (servers.%s.max_inflight_per_process) and the pool is at max_processes (%d); retry later",
+				srv.Name, cfg.MaxInflightPerProcess, srv.Name, cfg.MaxProcesses))
+		})
 	}
 	return p
 }
 
-// usable reports whether the proc can take new work: not draining, and
-// its backend has not failed (HandleClose may still be stopping it).
+// advanceLocked moves p to state s when s is later than its current
+// state, and returns the state it was in. Called with p.mu held.
+func (p *proc) advanceLocked(s procState) (prev procState) {
+	prev = p.state
+	if s > p.state {
+		p.state = s
+	}
+	return prev
+}
+
+// usable reports whether the proc can take new work: ready, and its
+// backend has not failed (HandleClose may still be stopping it).
 func (p *proc) usable() bool {
 	p.mu.Lock()
-	ok := !p.ended && !p.draining
+	ok := p.state == procReady
 	p.mu.Unlock()
 	return ok && (p.b == nil || p.b.Err() == nil)
 }
@@ -95,41 +133,10 @@ func (p *proc) removeSession(s *Session) {
 	p.mu.Unlock()
 }
 
-// acquireSlot takes one of the process's in-flight slots (daemon mode),
-// waiting up to the server's queue_timeout.
-func (p *proc) acquireSlot(ctx context.Context) error {
-	if p.slots == nil {
-		return nil
-	}
-	select {
-	case p.slots <- struct{}{}:
-		return nil
-	default:
-	}
-	cfg := p.srv.cfg
-	tooMany := func() error {
-		return errTooMany(fmt.Sprintf("server %q: its process has %d requests in flight (servers.%s.max_inflight_per_process) and the pool is at max_processes (%d); retry later",
-			p.srv.Name, cfg.MaxInflightPerProcess, p.srv.Name, cfg.MaxProcesses))
-	}
-	if cfg.QueueTimeout <= 0 {
-		return tooMany()
-	}
-	t := time.NewTimer(cfg.QueueTimeout)
-	defer t.Stop()
-	select {
-	case p.slots <- struct{}{}:
-		return nil
-	case <-t.C:
-		return tooMany()
-	case <-ctx.Done():
-		return tooMany()
-	}
-}
-
-func (p *proc) releaseSlot() {
-	if p.slots != nil {
-		<-p.slots
-	}
+func (p *proc) sessionList() []*Session {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Collect(maps.Keys(p.sessions))
 }
 
 // track registers an exchange in flight on this process and, when the
@@ -138,7 +145,7 @@ func (p *proc) releaseSlot() {
 func (p *proc) track(ex *exchange, params json.RawMessage, clientToken json.RawMessage) (json.RawMessage, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ended {
+	if p.state == procEnded {
 		return nil, p.endErr
 	}
 	p.inflight[ex] = struct{}{}
@@ -174,12 +181,13 @@ func (p *proc) untrack(ex *exchange) {
 //
 //   - progress goes to the request that owns the token, with the client's
 //     own token restored;
-//   - list_changed notifications go to every session on the process;
+//   - list_changed notifications go to every session on the process (and
+//     to the modern listeners, daemon mode);
 //   - resources/updated goes to the sessions subscribed to that resource;
-//   - logging and server→client requests go to the one session with
-//     requests in flight (or the only session) — never to another client;
-//     when that is ambiguous a request is answered with an error and a log
-//     message is dropped (and logged at debug by the gateway).
+//   - logging and server→client requests go to the owner of the requests
+//     in flight when there is one (else to the only session) — never to
+//     another client; when that is ambiguous a request is answered with an
+//     error and a log message is dropped (and logged at debug).
 func (p *proc) HandleMessage(m *jsonrpc.Message) {
 	switch {
 	case m.Method == "notifications/progress":
@@ -201,7 +209,7 @@ func (p *proc) HandleMessage(m *jsonrpc.Message) {
 		if err != nil {
 			return
 		}
-		ex.s.deliverToRequest(ex, jsonrpc.Encode(&jsonrpc.Message{Kind: m.Kind, Method: m.Method, Params: params}))
+		ex.sink.push(jsonrpc.Encode(&jsonrpc.Message{Kind: m.Kind, Method: m.Method, Params: params}))
 	case m.Method == "notifications/subscriptions/acknowledged":
 		// The gateway's own subscription on a modern process (listen.go).
 	case isListChanged(m.Method):
@@ -236,12 +244,12 @@ func (p *proc) HandleMessage(m *jsonrpc.Message) {
 			}
 		}
 	default:
-		s := p.owner()
-		if s == nil {
+		o := p.owner()
+		if o == nil {
 			p.ambiguous(m)
 			return
 		}
-		s.fromServer(p, m)
+		o.fromServer(p, m)
 	}
 }
 
@@ -254,31 +262,21 @@ func isListChanged(method string) bool {
 	return false
 }
 
-func (p *proc) sessionList() []*Session {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make([]*Session, 0, len(p.sessions))
-	for s := range p.sessions {
-		out = append(out, s)
-	}
-	return out
-}
-
-// owner is the session a server-initiated message belongs to, when that is
-// unambiguous: the only session with requests in flight, or else the only
+// owner is the owner a server-initiated message belongs to, when that is
+// unambiguous: the only owner with requests in flight, or else the only
 // session on the process.
-func (p *proc) owner() *Session {
+func (p *proc) owner() owner {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var owner *Session
+	var o owner
 	for ex := range p.inflight {
-		if owner != nil && owner != ex.s {
+		if o != nil && o != ex.o {
 			return nil
 		}
-		owner = ex.s
+		o = ex.o
 	}
-	if owner != nil {
-		return owner
+	if o != nil {
+		return o
 	}
 	if len(p.sessions) == 1 {
 		for s := range p.sessions {
@@ -288,10 +286,14 @@ func (p *proc) owner() *Session {
 	return nil
 }
 
-// ambiguous handles a message no single session can be said to own.
+// ambiguous handles a message no single owner can be said to own.
 func (p *proc) ambiguous(m *jsonrpc.Message) {
 	if m.Kind == jsonrpc.KindRequest {
-		p.refuse(m.ID, fmt.Sprintf("the gateway cannot tell which client %s is for: several clients share this server process (mode: daemon)", m.Method))
+		why := fmt.Sprintf("the gateway cannot tell which client %s is for: several clients share this server process (mode: daemon)", m.Method)
+		if !p.daemon {
+			why = fmt.Sprintf("the gateway cannot relay %s: no client request is in flight on this process", m.Method)
+		}
+		p.refuse(m.ID, why)
 		return
 	}
 	p.srv.m.log.Debug("dropping a server notification that belongs to no single session",
@@ -301,27 +303,26 @@ func (p *proc) ambiguous(m *jsonrpc.Message) {
 // refuse answers a server→client request with an error, in the background
 // (the reader goroutine must not block on a write).
 func (p *proc) refuse(id json.RawMessage, msg string) {
-	resp := jsonrpc.NewError(id, jsonrpc.CodeMethodNotFound, msg, nil)
-	b := p.b
-	m := p.srv.m
-	m.wg.Add(1)
-	go func() { // owner: the manager; bounded by the backend's write timeout
-		defer m.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = b.Send(ctx, resp)
-	}()
+	p.srv.m.wg.Go(func() { p.refuseNow(id, msg) }) // owner: the manager; bounded by refuseNow
+}
+
+// refuseTimeout bounds the write of a refusal to a server.
+const refuseTimeout = 5 * time.Second
+
+// refuseNow answers a server→client request with an error and returns
+// once it is written (or the process is gone).
+func (p *proc) refuseNow(id json.RawMessage, msg string) {
+	ctx, cancel := context.WithTimeout(context.Background(), refuseTimeout)
+	defer cancel()
+	_ = p.b.Send(ctx, jsonrpc.NewError(id, jsonrpc.CodeMethodNotFound, msg, nil))
 }
 
 // HandleClose implements backend.Handler: the process is gone.
 func (p *proc) HandleClose(err error) {
 	p.mu.Lock()
-	p.ended = true
+	prev := p.advanceLocked(procEnded)
 	p.endErr = err
-	sessions := make([]*Session, 0, len(p.sessions))
-	for s := range p.sessions {
-		sessions = append(sessions, s)
-	}
+	sessions := slices.Collect(maps.Keys(p.sessions))
 	p.mu.Unlock()
 	m := p.srv.m
 	if p.daemon {
@@ -329,7 +330,7 @@ func (p *proc) HandleClose(err error) {
 		// waiter woken by remove starts the replacement at once and must
 		// find the slot free, or a max_lifetime replacement fails its
 		// request with 429 (queue_timeout 0) instead of waiting for it.
-		m.release(p.srv)
+		m.release(p.srv, false)
 		p.srv.pool.remove(p, err)
 		for _, s := range sessions {
 			s.unpin(p)
@@ -339,13 +340,8 @@ func (p *proc) HandleClose(err error) {
 	for _, s := range sessions {
 		s.backendEnded(err)
 	}
-	p.mu.Lock()
-	retired := p.retired
-	p.mu.Unlock()
-	m.mu.Lock()
-	delete(m.adhoc, p)
-	m.mu.Unlock()
-	m.releaseRetired(p.srv, retired)
+	m.untrackAdhoc(p)
+	m.release(p.srv, prev == procRetiring)
 }
 
 // retire stops a launcher process whose work is done (a modern request's
@@ -353,41 +349,42 @@ func (p *proc) HandleClose(err error) {
 // refusing new work.
 func (p *proc) retire(why error) {
 	p.mu.Lock()
-	if p.ended || p.retired {
-		p.mu.Unlock()
-		return
-	}
-	p.retired = true
+	prev := p.advanceLocked(procRetiring)
 	p.mu.Unlock()
+	if prev >= procRetiring {
+		return // already retiring, or gone
+	}
 	m := p.srv.m
 	m.mu.Lock()
 	p.srv.retiring++
 	m.mu.Unlock()
-	p.stopAsync(why)
+	if prev < procStopping {
+		p.stopInBackground(why)
+	}
 }
 
-// stopAsync stops the process in the background (owner: the manager).
+// stopAsync stops the process in the background, unless it is already
+// being stopped.
 func (p *proc) stopAsync(why error) {
 	p.mu.Lock()
-	if p.ended || (p.draining && p.stopping) {
-		p.mu.Unlock()
-		return
-	}
-	p.draining = true
-	p.stopping = true
+	prev := p.advanceLocked(procStopping)
 	p.mu.Unlock()
-	m := p.srv.m
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
+	if prev < procStopping {
+		p.stopInBackground(why)
+	}
+}
+
+// stopInBackground ends the backend and waits for it (owner: the manager).
+func (p *proc) stopInBackground(why error) {
+	p.srv.m.wg.Go(func() {
 		p.b.End(why)
 		<-p.b.Done()
-	}()
+	})
 }
 
 // recycle replaces a process that ignored a cancellation: its other
 // in-flight requests fail at once, and its sessions move on their next
-// request (issue 4).
+// request.
 func (p *proc) recycle(reason string) {
 	p.srv.m.log.Warn("recycling a stuck server process", "tool", p.srv.Name, "runtime", p.srv.cfg.Runtime,
 		"process", p.b.ID(), "reason", reason)
@@ -396,9 +393,9 @@ func (p *proc) recycle(reason string) {
 
 var errRecycled = stopped("server process recycled")
 
-// setLevel keeps the backend's logging level at the most verbose level any
-// of its sessions asked for; each session's own level is applied by the
-// gateway when it routes log messages (daemon mode).
+// syncLevel keeps the backend's logging level at the most verbose level
+// any of its sessions asked for; each session's own level is applied by
+// the gateway when it routes log messages (daemon mode).
 func (p *proc) syncLevel() {
 	want := ""
 	for _, s := range p.sessionList() {
@@ -407,7 +404,7 @@ func (p *proc) syncLevel() {
 		}
 	}
 	p.mu.Lock()
-	if want == "" || want == p.level || p.ended {
+	if want == "" || want == p.level || p.state == procEnded {
 		p.mu.Unlock()
 		return
 	}
@@ -421,27 +418,15 @@ func (p *proc) syncLevel() {
 // logged (re-subscriptions, logging level), in the background.
 func (p *proc) callDetached(req *jsonrpc.Message) {
 	m := p.srv.m
-	m.wg.Add(1)
-	go func() { // owner: the manager; bounded by the request timeout
-		defer m.wg.Done()
+	m.wg.Go(func() { // owner: the manager; bounded by the request timeout
 		ctx, cancel := context.WithTimeout(context.Background(), p.srv.cfg.Timeouts.Request)
 		defer cancel()
-		w := newChanWaiter()
-		id, err := p.b.Call(ctx, req, w)
-		if err != nil {
-			return
+		resp, err := p.b.Roundtrip(ctx, req)
+		if err == nil && resp.Error != nil {
+			m.log.Warn("server refused a gateway request", "tool", p.srv.Name, "method", req.Method,
+				"error", string(resp.Error))
 		}
-		select {
-		case resp := <-w.resp:
-			if resp.Error != nil {
-				m.log.Warn("server refused a gateway request", "tool", p.srv.Name, "method", req.Method,
-					"error", string(resp.Error))
-			}
-		case <-w.err:
-		case <-ctx.Done():
-			p.b.Forget(id)
-		}
-	}()
+	})
 }
 
 // levelRank orders MCP logging levels (RFC 5424 severities).

@@ -5,17 +5,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/mcpgw/mcpgw/internal/clip"
 	"github.com/mcpgw/mcpgw/internal/jsonrpc"
+	"github.com/mcpgw/mcpgw/internal/problem"
 )
 
-// Session is one MCP client session (session-era Streamable HTTP), pinned
-// to one server process.
+// Session is one MCP client session (session-era Streamable HTTP, or a
+// legacy HTTP+SSE stream), pinned to one server process.
 //
 // In launcher mode the process is the session's own and the session ends
 // with it. In daemon mode the process is shared; when it ends, the session
@@ -27,49 +30,49 @@ import (
 // backend-unique strings, and server-initiated request ids become
 // session-unique integers. Multiplexing is therefore never a special case.
 type Session struct {
-	id      string
-	srv     *Server
+	base
 	created time.Time
 	daemon  bool
 
 	// Set once by Initialize before the session is published.
 	protocolVersion string
-	clientName      string
 	caps            clientCaps
-	identity        string // who created the session (identity.go)
-
-	// Modern requests only (stateless.go): the session is the request's
-	// own and is never published.
-	modern    bool
-	shape     func(*jsonrpc.Message) int // adapts the server's response; returns its HTTP status or 0
-	call      *Call
-	reqParams json.RawMessage // the request's params, for a retry's check (mrtr.go)
 
 	gone     atomic.Bool // no new requests: ended, reclaimed or expired
 	stopping atomic.Bool // stopAsync has been called
 
-	mu         sync.Mutex
-	proc       *proc // pinned process; nil while unpinned (daemon)
-	lastActive time.Time
-	expired    bool                 // launcher: max lifetime reached
-	ended      bool                 // the session is over
-	inflight   map[string]*exchange // by client id
-	outbound   map[string]*outReq   // server→client requests by client-facing id
-	nextOut    int64
-	stream     *Sink // the open GET stream, or nil
-	held       []heldMsg
-	subs       map[string]bool // daemon: subscribed resource URIs
-	level      string          // daemon: the client's logging level ("" = all); modern: the request's ("" = none)
-	input      *parked         // modern: waiting for the client's input (mrtr.go)
+	// Guarded by base.mu.
+	expired  bool               // launcher: max lifetime reached
+	outbound map[string]*outReq // server→client requests by client-facing id
+	nextOut  int64
+	stream   *Sink // the open GET (or HTTP+SSE) stream, or nil
+	held     []heldMsg
+	subs     map[string]bool // daemon: subscribed resource URIs
+	level    string          // daemon: the client's logging level ("" = all)
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
+var _ owner = (*Session)(nil)
+
 // clientCaps are the client capabilities the gateway checks before routing
-// a server request to it (daemon mode).
+// a server request to a client.
 type clientCaps struct {
 	sampling, elicitation, roots bool
+}
+
+// has reports whether the client declared what a server request needs.
+func (c clientCaps) has(method string) bool {
+	switch method {
+	case "sampling/createMessage":
+		return c.sampling
+	case "elicitation/create":
+		return c.elicitation
+	case "roots/list":
+		return c.roots
+	}
+	return false
 }
 
 type outReq struct {
@@ -92,7 +95,14 @@ func (s *Session) ID() string { return s.id }
 func (s *Session) ProtocolVersion() string { return s.protocolVersion }
 
 // ClientName is the client's clientInfo "name/version", for logs.
-func (s *Session) ClientName() string { return s.clientName }
+func (s *Session) ClientName() string { return s.caller.Client }
+
+// Identity is the identity that created the session.
+func (s *Session) Identity() string { return s.caller.Identity }
+
+// shape implements owner: a session's client gets the server's responses
+// as they are.
+func (s *Session) shape(*jsonrpc.Message) problem.Kind { return 0 }
 
 // isGone reports whether the session takes no new requests: it was ended,
 // reclaimed or expired, or (launcher) its process has failed.
@@ -103,31 +113,15 @@ func (s *Session) isGone() bool {
 	if s.daemon {
 		return false
 	}
-	s.mu.Lock()
-	p := s.proc
-	s.mu.Unlock()
+	p := s.pinnedProc()
 	return p != nil && p.b != nil && p.b.Err() != nil
 }
 
 func (s *Session) markGone() { s.gone.Store(true) }
 
-func (s *Session) touch() {
-	s.mu.Lock()
-	s.lastActive = time.Now()
-	s.mu.Unlock()
-}
-
 func (s *Session) lastActivity() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lastActive
-}
-
-// idleState returns the last activity and whether requests are in flight.
-func (s *Session) idleState() (time.Time, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lastActive, len(s.inflight) > 0
+	last, _ := s.idleState()
+	return last
 }
 
 // expire marks a launcher session as past its process's lifetime; it
@@ -141,12 +135,6 @@ func (s *Session) expire() bool {
 	}
 	s.expired = true
 	return true
-}
-
-func (s *Session) pinnedProc() *proc {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.proc
 }
 
 func (s *Session) subscribed(uri string) bool {
@@ -164,37 +152,27 @@ func (s *Session) logLevel() string {
 // ---------------------------------------------------------------------------
 // Initialize
 
-// initResult is the part of an initialize result the gateway reads.
-type initResult struct {
-	ProtocolVersion string `json:"protocolVersion"`
-	ServerInfo      struct {
-		Name    string `json:"name"`
-		Version string `json:"version"`
-	} `json:"serverInfo"`
-}
-
 // initParams is the part of a client's initialize the gateway reads.
 type initParams struct {
 	ProtocolVersion string          `json:"protocolVersion"`
 	Capabilities    json.RawMessage `json:"capabilities"`
 }
 
-// SessionVersions are the protocol versions a session may negotiate,
+// sessionVersions are the protocol versions a session may negotiate,
 // newest first; the front-end applies each version's transport rules.
-var SessionVersions = []string{"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"}
+var sessionVersions = []string{"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"}
 
-func (srv *Server) newSession(ctx context.Context, clientName string) *Session {
+// SessionVersions returns the protocol versions a session may negotiate,
+// newest first.
+func SessionVersions() []string { return slices.Clone(sessionVersions) }
+
+func (srv *Server) newSession(caller Caller) *Session {
 	return &Session{
-		id:         newSessionID(),
-		srv:        srv,
-		created:    time.Now(),
-		daemon:     srv.cfg.Mode == "daemon",
-		clientName: clientName,
-		identity:   identityFrom(ctx),
-		lastActive: time.Now(),
-		inflight:   make(map[string]*exchange),
-		outbound:   make(map[string]*outReq),
-		subs:       make(map[string]bool),
+		base:     newBase(srv, newSessionID(), caller),
+		created:  time.Now(),
+		daemon:   srv.cfg.Mode == modeDaemon,
+		outbound: make(map[string]*outReq),
+		subs:     make(map[string]bool),
 	}
 }
 
@@ -204,49 +182,38 @@ func (srv *Server) newSession(ctx context.Context, clientName string) *Session {
 // answer comes from the pooled process's cached handshake. Errors are
 // *Error; a server that refuses initialize yields a nil session and its
 // error response.
-func (srv *Server) Initialize(ctx context.Context, req *jsonrpc.Message, clientName string) (*Session, *jsonrpc.Message, error) {
+func (srv *Server) Initialize(ctx context.Context, caller Caller, req *jsonrpc.Message) (*Session, *jsonrpc.Message, error) {
 	m := srv.m
 	if m.Draining() {
-		return nil, nil, errUnavailable("the gateway is shutting down", 5*time.Second, errShutdown)
+		return nil, nil, errDraining()
 	}
 	if err := m.roomForSession(); err != nil {
 		return nil, nil, err
 	}
-	if srv.cfg.Mode == "daemon" {
-		return srv.initializeDaemon(ctx, req, clientName)
+	if srv.pool != nil {
+		return srv.initializeDaemon(ctx, caller, req)
 	}
-	s := srv.newSession(ctx, clientName)
+	s := srv.newSession(caller)
 	p, err := srv.launch(ctx, s)
 	if err != nil {
 		return nil, nil, err
 	}
-	b := p.b
-
-	startup := srv.cfg.Timeouts.Startup
-	w := newChanWaiter()
-	ictx, cancel := context.WithTimeout(ctx, startup)
+	ictx, cancel := context.WithTimeout(ctx, srv.cfg.Timeouts.Startup)
 	defer cancel()
-	if _, err := b.Call(ictx, req, w); err != nil {
-		s.close(err)
-		return nil, nil, backendError(srv.Name, err)
-	}
-	var resp *jsonrpc.Message
-	select {
-	case resp = <-w.resp:
-	case err := <-w.err:
-		s.close(err)
-		return nil, nil, backendError(srv.Name, err)
-	case <-ictx.Done():
+	resp, err := p.b.Roundtrip(ictx, req)
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
 		s.close(errStartupTimeout)
-		if ctx.Err() != nil {
-			return nil, nil, &Error{Status: 499, Code: jsonrpc.CodeTimeout, Message: "client went away during initialize", Err: ctx.Err()}
-		}
+		return nil, nil, clientGone("during initialize")
+	case ictx.Err() != nil:
+		s.close(errStartupTimeout)
 		m.log.Warn("server did not answer initialize in time", "tool", srv.Name, "runtime", srv.cfg.Runtime,
-			"startup_timeout_ms", startup.Milliseconds())
-		return nil, nil, &Error{
-			Status: http.StatusGatewayTimeout, Code: jsonrpc.CodeTimeout, Err: errStartupTimeout,
-			Message: fmt.Sprintf("server %q did not answer initialize within %s (servers.%s.timeouts.startup)", srv.Name, startup, srv.Name),
-		}
+			"startup_timeout_ms", srv.cfg.Timeouts.Startup.Milliseconds())
+		return nil, nil, errStartup(srv)
+	default:
+		s.close(err)
+		return nil, nil, backendError(srv.Name, err)
 	}
 	resp.ID = req.ID
 	if resp.Error != nil {
@@ -254,19 +221,12 @@ func (srv *Server) Initialize(ctx context.Context, req *jsonrpc.Message, clientN
 		s.close(errInitRefused)
 		return nil, resp, nil
 	}
-	var ir initResult
-	if err := json.Unmarshal(resp.Result, &ir); err != nil || ir.ProtocolVersion == "" {
+	version, err := checkInitResult(srv, resp.Result)
+	if err != nil {
 		s.close(errBadInit)
-		return nil, nil, &Error{Status: http.StatusBadGateway, Code: jsonrpc.CodeBackendInvalid, Err: errBadInit,
-			Message: fmt.Sprintf("server %q answered initialize without a protocolVersion", srv.Name)}
+		return nil, nil, err
 	}
-	if !contains(SessionVersions, ir.ProtocolVersion) {
-		s.close(errBadInit)
-		return nil, nil, &Error{Status: http.StatusBadGateway, Code: jsonrpc.CodeBackendInvalid, Err: errBadInit,
-			Message: fmt.Sprintf("server %q negotiated protocol version %q, which the gateway does not support (supported: %v)",
-				srv.Name, ir.ProtocolVersion, SessionVersions)}
-	}
-	s.protocolVersion = ir.ProtocolVersion
+	s.protocolVersion = version
 	if err := m.add(s); err != nil {
 		s.close(errShutdown)
 		return nil, nil, err
@@ -276,12 +236,29 @@ func (srv *Server) Initialize(ctx context.Context, req *jsonrpc.Message, clientN
 		return nil, nil, backendError(srv.Name, s.closeErr)
 	}
 	m.log.Info("session started", "tool", srv.Name, "runtime", srv.cfg.Runtime, "session_id", s.id,
-		"process", b.ID(), "protocol_version", s.protocolVersion, "client", s.clientIdentity(), "client_info", clientName,
+		"process", p.b.ID(), "protocol_version", s.protocolVersion, "client", caller.logName(), "client_info", caller.Client,
 		"startup_ms", time.Since(s.created).Milliseconds())
 	return s, resp, nil
 }
 
-// launch starts a launcher-mode process in a new process slot, owned by s
+// checkInitResult is the one check of an initialize result: it must name
+// a protocol version the gateway supports for sessions. It returns that
+// version, or a 502 error.
+func checkInitResult(srv *Server, result json.RawMessage) (string, error) {
+	var ir struct {
+		ProtocolVersion string `json:"protocolVersion"`
+	}
+	if err := json.Unmarshal(result, &ir); err != nil || ir.ProtocolVersion == "" {
+		return "", errBadBackend(errBadInit, "server %q answered initialize without a protocolVersion", srv.Name)
+	}
+	if !slices.Contains(sessionVersions, ir.ProtocolVersion) {
+		return "", errBadBackend(errBadInit, "server %q negotiated protocol version %q, which the gateway does not support (supported: %v)",
+			srv.Name, clip.String(ir.ProtocolVersion, 40), sessionVersions)
+	}
+	return ir.ProtocolVersion, nil
+}
+
+// launch starts a launcher-mode process in a new process slot, pinned to s
 // when s is not nil (s is registered before the start, so that a process
 // that dies at once ends it). From its return the slot is released by
 // proc.HandleClose.
@@ -295,17 +272,27 @@ func (srv *Server) launch(ctx context.Context, s *Session) (*proc, error) {
 		p.sessions[s] = struct{}{}
 		s.proc = p
 	}
-	b, err := srv.start(p)
-	if err != nil {
-		m.release(srv)
-		m.log.Error("cannot start server", "tool", srv.Name, "runtime", srv.cfg.Runtime, "error", err.Error())
-		return nil, errUnavailable(fmt.Sprintf("server %q cannot be started: %v", srv.Name, err), 30*time.Second, err)
+	if err := srv.startBackend(p); err != nil {
+		m.release(srv, false)
+		return nil, err
 	}
-	p.b = b
 	return p, nil
 }
 
-func (srv *Server) initializeDaemon(ctx context.Context, req *jsonrpc.Message, clientName string) (*Session, *jsonrpc.Message, error) {
+// startBackend starts p's process through the launcher. The start is
+// bounded by the startup timeout and by the gateway's shutdown, not by the
+// client that asked for it (a daemon process outlives its first client).
+func (srv *Server) startBackend(p *proc) error {
+	b, err := srv.m.launcher.Start(srv.m.ctx, srv.cfg, p)
+	if err != nil {
+		srv.m.log.Error("cannot start server", "tool", srv.Name, "runtime", srv.cfg.Runtime, "error", err.Error())
+		return errUnavailable(fmt.Sprintf("server %q cannot be started: %v", srv.Name, err), 30*time.Second, err)
+	}
+	p.b = b
+	return nil
+}
+
+func (srv *Server) initializeDaemon(ctx context.Context, caller Caller, req *jsonrpc.Message) (*Session, *jsonrpc.Message, error) {
 	m := srv.m
 	var ip initParams
 	_ = json.Unmarshal(req.Params, &ip)
@@ -318,10 +305,9 @@ func (srv *Server) initializeDaemon(ctx context.Context, req *jsonrpc.Message, c
 	}
 	result, version, err := p.initResponse(ip.ProtocolVersion)
 	if err != nil {
-		return nil, nil, &Error{Status: http.StatusBadGateway, Code: jsonrpc.CodeBackendInvalid, Err: errBadInit,
-			Message: fmt.Sprintf("server %q: cached initialize result is unusable: %v", srv.Name, err)}
+		return nil, nil, errBadBackend(errBadInit, "server %q: cached initialize result is unusable: %v", srv.Name, err)
 	}
-	s := srv.newSession(ctx, clientName)
+	s := srv.newSession(caller)
 	s.protocolVersion = version
 	s.caps = capsOf(ip.Capabilities)
 	s.proc = p
@@ -331,7 +317,7 @@ func (srv *Server) initializeDaemon(ctx context.Context, req *jsonrpc.Message, c
 		return nil, nil, err
 	}
 	m.log.Info("session started", "tool", srv.Name, "runtime", srv.cfg.Runtime, "session_id", s.id,
-		"process", p.b.ID(), "mode", "daemon", "protocol_version", version, "client", s.clientIdentity(), "client_info", clientName,
+		"process", p.b.ID(), "mode", srv.cfg.Mode, "protocol_version", version, "client", caller.logName(), "client_info", caller.Client,
 		"startup_ms", time.Since(s.created).Milliseconds())
 	return s, &jsonrpc.Message{Kind: jsonrpc.KindResponse, ID: req.ID, Result: result}, nil
 }
@@ -343,35 +329,13 @@ var (
 	errClientEnded    = stopped("client ended the session (DELETE)")
 )
 
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-type chanWaiter struct {
-	resp chan *jsonrpc.Message
-	err  chan error
-}
-
-func newChanWaiter() *chanWaiter {
-	return &chanWaiter{resp: make(chan *jsonrpc.Message, 1), err: make(chan error, 1)}
-}
-func (w *chanWaiter) Respond(m *jsonrpc.Message) { w.resp <- m }
-func (w *chanWaiter) Fail(err error)             { w.err <- err }
-
 // ---------------------------------------------------------------------------
 // Client → backend
 
 // pinned returns the session's process, pinning it to a new one first in
 // daemon mode when its process has ended or is draining.
 func (s *Session) pinned(ctx context.Context) (*proc, error) {
-	s.mu.Lock()
-	p := s.proc
-	s.mu.Unlock()
+	p := s.pinnedProc()
 	if !s.daemon || (p != nil && p.usable()) {
 		return p, nil
 	}
@@ -386,10 +350,7 @@ func (s *Session) pinned(ctx context.Context) (*proc, error) {
 	}
 	old := s.proc
 	s.proc = np
-	subs := make([]string, 0, len(s.subs))
-	for uri := range s.subs {
-		subs = append(subs, uri)
-	}
+	subs := slices.Collect(maps.Keys(s.subs))
 	level := s.level
 	s.mu.Unlock()
 	if old != nil {
@@ -398,10 +359,7 @@ func (s *Session) pinned(ctx context.Context) (*proc, error) {
 	np.addSession(s)
 	s.srv.m.log.Info("session moved to another server process", "tool", s.srv.Name, "runtime", s.srv.cfg.Runtime,
 		"session_id", s.id, "process", np.b.ID(), "subscriptions", len(subs))
-	for _, uri := range subs { // re-establish subscriptions (issue 4)
-		params, _ := json.Marshal(map[string]string{"uri": uri})
-		np.callDetached(&jsonrpc.Message{Kind: jsonrpc.KindRequest, ID: json.RawMessage("0"), Method: "resources/subscribe", Params: params})
-	}
+	np.subscribeURIs("resources/subscribe", subs)
 	if level != "" {
 		np.syncLevel()
 	}
@@ -423,19 +381,17 @@ func (s *Session) Begin(ctx context.Context, req *jsonrpc.Message, sink *Sink) e
 		return errSessionGone()
 	}
 	if s.srv.m.Draining() {
-		return errUnavailable("the gateway is shutting down", 5*time.Second, errShutdown)
+		return errDraining()
 	}
 	if req.Method == "initialize" {
-		return &Error{Status: http.StatusBadRequest, Code: jsonrpc.CodeInvalidRequest,
-			Message: "this session is already initialized; start a new session without Mcp-Session-Id"}
+		return errBadRequest("this session is already initialized; start a new session without Mcp-Session-Id")
 	}
 	key := jsonrpc.IDKey(req.ID)
 	s.mu.Lock()
 	_, dup := s.inflight[key]
 	s.mu.Unlock()
 	if dup {
-		return &Error{Status: http.StatusBadRequest, Code: jsonrpc.CodeInvalidRequest,
-			Message: fmt.Sprintf("request id %s is already in flight in this session", key)}
+		return errDuplicateID(key)
 	}
 	s.touch()
 	if s.daemon {
@@ -443,56 +399,11 @@ func (s *Session) Begin(ctx context.Context, req *jsonrpc.Message, sink *Sink) e
 			return err
 		}
 	}
-	if err := s.srv.acquire(ctx); err != nil {
-		return err
-	}
-	p, err := s.pinned(ctx)
+	p, release, err := s.srv.admit(ctx, s.pinned)
 	if err != nil {
-		s.srv.releaseSlot()
 		return err
 	}
-	if err := p.acquireSlot(ctx); err != nil {
-		s.srv.releaseSlot()
-		return err
-	}
-	release := func() { p.releaseSlot(); s.srv.releaseSlot() }
-	ex := &exchange{s: s, p: p, clientID: req.ID, key: key, sink: sink, method: req.Method, release: release}
-	s.mu.Lock()
-	if s.ended || s.inflight[key] != nil {
-		s.mu.Unlock()
-		release()
-		if s.ended {
-			return errSessionGone()
-		}
-		return &Error{Status: http.StatusBadRequest, Code: jsonrpc.CodeInvalidRequest,
-			Message: fmt.Sprintf("request id %s is already in flight in this session", key)}
-	}
-	s.inflight[key] = ex
-	s.lastActive = time.Now()
-	s.mu.Unlock()
-	params, err := p.track(ex, req.Params, jsonrpc.MetaProgressToken(req.Params))
-	if err != nil {
-		s.mu.Lock()
-		delete(s.inflight, key)
-		s.mu.Unlock()
-		release()
-		return backendError(s.srv.Name, err)
-	}
-	sink.expectOne()
-	out := *req
-	out.Params = params
-
-	ex.mu.Lock() // held until gwID is known, so a timeout cannot miss it
-	timeout := s.srv.cfg.Timeouts.Request
-	ex.timer = time.AfterFunc(timeout, func() { ex.timeout(timeout) })
-	gwID, err := p.b.Call(ctx, &out, ex)
-	ex.gwID = gwID
-	ex.mu.Unlock()
-	if err != nil && ex.claim() {
-		ex.finish(nil, 0)
-		return backendError(s.srv.Name, err)
-	}
-	return nil
+	return forward(ctx, s, p, req, sink, release)
 }
 
 // local handles the requests a daemon-mode gateway answers itself: the
@@ -509,8 +420,7 @@ func (s *Session) local(req *jsonrpc.Message, sink *Sink) (bool, error) {
 	switch req.Method {
 	case "logging/setLevel":
 		if levelRank(f.Level) == 0 && f.Level != "debug" {
-			return false, &Error{Status: http.StatusBadRequest, Code: jsonrpc.CodeInvalidParams,
-				Message: fmt.Sprintf("unknown logging level %q", f.Level)}
+			return false, errInvalidParams(fmt.Sprintf("unknown logging level %q", clip.String(f.Level, 40)))
 		}
 		s.mu.Lock()
 		s.level = f.Level
@@ -561,7 +471,7 @@ func (s *Session) Deliver(ctx context.Context, m *jsonrpc.Message) error {
 		delete(s.outbound, key)
 		s.mu.Unlock()
 		if out == nil {
-			s.srv.m.log.Debug("client answered an unknown server request", "tool", s.srv.Name, "session_id", s.id, "id", key)
+			s.srv.m.log.Debug("client answered an unknown server request", "tool", s.srv.Name, "session_id", s.id, "id", clip.String(key, 64))
 			return nil
 		}
 		fwd := *m
@@ -579,9 +489,7 @@ func (s *Session) Deliver(ctx context.Context, m *jsonrpc.Message) error {
 		if ex == nil || !ex.claim() {
 			return nil // already answered: nothing to cancel
 		}
-		ex.mu.Lock()
-		gwID := ex.gwID
-		ex.mu.Unlock()
+		gwID := ex.backendID()
 		ex.p.b.Forget(gwID)
 		params, err := jsonrpc.ReplaceParamsField(m.Params, "requestId", jsonrpc.IntID(gwID))
 		ex.finish(nil, 0) // the client asked for no response
@@ -613,27 +521,15 @@ func (s *Session) sendBackend(ctx context.Context, p *proc, m *jsonrpc.Message) 
 // ---------------------------------------------------------------------------
 // Backend → client
 
-// fromServer delivers a server-initiated request or notification that
-// belongs to this session (proc.owner). Logging and server requests go to
-// the POST stream of the session's only request in flight, else to the GET
-// stream (MCP spec, basic/transports).
+// fromServer implements owner: it delivers a server-initiated request or
+// log message that belongs to this session. They go to the POST stream of
+// the session's only request in flight, else to the GET stream (MCP spec,
+// basic/transports).
 func (s *Session) fromServer(p *proc, m *jsonrpc.Message) {
-	if s.modern {
-		switch {
-		case m.Kind == jsonrpc.KindRequest:
-			s.inputRequest(p, m)
-			return
-		case m.Method == "notifications/message":
-			// Only what the request asked for with _meta logLevel.
-			if lvl := s.logLevel(); lvl == "" || levelRank(jsonrpc.ParamsFields(m.Params).Level) < levelRank(lvl) {
-				return
-			}
-		}
-	} else if s.daemon {
+	if s.daemon {
 		switch m.Method {
 		case "sampling/createMessage", "elicitation/create", "roots/list":
-			ok := map[string]bool{"sampling/createMessage": s.caps.sampling, "elicitation/create": s.caps.elicitation, "roots/list": s.caps.roots}[m.Method]
-			if !ok {
+			if !s.caps.has(m.Method) {
 				p.refuse(m.ID, fmt.Sprintf("the client of this session did not declare support for %s", m.Method))
 				return
 			}
@@ -653,10 +549,8 @@ func (s *Session) fromServer(p *proc, m *jsonrpc.Message) {
 	}
 	var target *Sink
 	if m.Kind == jsonrpc.KindRequest || m.Method == "notifications/message" {
-		if len(s.inflight) == 1 {
-			for _, ex := range s.inflight {
-				target = ex.sink
-			}
+		if ex := s.onlyLocked(); ex != nil {
+			target = ex.sink
 		}
 	}
 	var backendID json.RawMessage
@@ -700,10 +594,6 @@ func (s *Session) withdraw(p *proc, backendID json.RawMessage, m *jsonrpc.Messag
 	return false
 }
 
-// deliverToRequest queues a message related to an in-flight request on
-// that request's stream.
-func (s *Session) deliverToRequest(ex *exchange, line []byte) { ex.sink.push(line) }
-
 // deliverToStream queues a message for the GET stream.
 func (s *Session) deliverToStream(line []byte, backendID json.RawMessage) {
 	s.mu.Lock()
@@ -716,21 +606,10 @@ func (s *Session) deliverToStream(line []byte, backendID json.RawMessage) {
 // toStreamLocked sends to the GET stream or holds the message until one
 // opens. Called with s.mu held.
 func (s *Session) toStreamLocked(line []byte, backendID json.RawMessage, p *proc) {
-	if s.modern {
-		// A modern request's session has no stream for unrelated
-		// messages (list changes reach listeners at the process level).
-		s.srv.m.log.Debug("dropping a server message unrelated to the modern request", "tool", s.srv.Name,
-			"runtime", s.srv.cfg.Runtime, "message", truncateBytes(line, 200))
-		if backendID != nil && p != nil {
-			p.refuse(backendID, "the client of this request cannot receive it")
-		}
-		return
-	}
 	if s.stream != nil && s.stream.push(line) {
 		return
 	}
-	max := s.srv.m.cfg.Limits.MaxHeldMessages
-	if len(s.held) >= max {
+	if len(s.held) >= s.srv.m.cfg.Limits.MaxHeldMessages {
 		s.dropHeldLocked(s.held[0], "too many messages held")
 		s.held = s.held[1:]
 	}
@@ -813,30 +692,18 @@ func (s *Session) OpenStream() (*Sink, error) {
 		return nil, errSessionGone()
 	}
 	if s.srv.m.Draining() {
-		return nil, errUnavailable("the gateway is shutting down", 5*time.Second, errShutdown)
+		return nil, errDraining()
 	}
-	sink := newStreamSink(1024)
-	s.mu.Lock()
-	if s.ended {
-		s.mu.Unlock()
-		return nil, errSessionGone()
-	}
-	old := s.stream
-	s.stream = sink
-	for _, h := range s.held {
-		sink.push(h.msg)
-	}
-	s.held = nil
-	s.mu.Unlock()
-	if old != nil {
-		old.close()
+	sink := NewStreamSink()
+	if err := s.AttachStream(sink); err != nil {
+		return nil, err
 	}
 	return sink, nil
 }
 
 // AttachStream makes sink the session's stream for server-initiated
-// messages (legacy SSE: the one stream carries everything), handing it the
-// held messages.
+// messages (legacy SSE: the one stream carries everything), replacing (and
+// ending) any earlier one and handing it the held messages.
 func (s *Session) AttachStream(sink *Sink) error {
 	s.mu.Lock()
 	if s.ended {
@@ -913,11 +780,8 @@ func (s *Session) close(why error) {
 		}
 		return
 	}
+	pending := s.pending()
 	s.mu.Lock()
-	pending := make([]*exchange, 0, len(s.inflight))
-	for _, ex := range s.inflight {
-		pending = append(pending, ex)
-	}
 	p := s.proc
 	s.proc = nil
 	s.mu.Unlock()

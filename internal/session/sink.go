@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/mcpgw/mcpgw/internal/jsonrpc"
+	"github.com/mcpgw/mcpgw/internal/problem"
 )
 
 // Sink collects the messages bound for one HTTP response stream: a POST's
@@ -20,8 +21,8 @@ type Sink struct {
 	closed    bool // no more messages will come (session ended, stream replaced)
 	max       int
 	dropped   int
-	related   bool // a non-final message was queued at some point
-	status    int  // HTTP status for a lone gateway-made error (0 = 200)
+	related   bool         // a non-final message was queued at some point
+	kind      problem.Kind // problem kind of a lone error outcome (0 = a plain response)
 	wake      chan struct{}
 	stream    bool            // a GET stream's sink: it ends only when closed
 	paused    bool            // an interim outcome was queued: the current reader stops after it (mrtr.go)
@@ -69,14 +70,14 @@ func (s *Sink) Push(msg []byte) bool { return s.push(msg) }
 // closed (GET streams, legacy SSE streams).
 func NewStreamSink() *Sink { return newStreamSink(1024) }
 
-// ErrorStatus is the HTTP status of a gateway-made error outcome, or 0. The
-// front-end uses it for a single request answered with plain JSON, so that
-// DESIGN.md's "before the first byte" rule holds: 502 for a backend that
-// died, 504 for a timeout.
-func (s *Sink) ErrorStatus() int {
+// ErrorKind is the problem kind of an error outcome (a backend that died,
+// a timeout, or a modern request's error the transport gives a status), or
+// 0. The front-end uses it for a single request answered with plain JSON:
+// before the first byte, a failure is an HTTP status.
+func (s *Sink) ErrorKind() problem.Kind {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.status
+	return s.kind
 }
 
 // Related reports whether a non-final message (progress, logging, a
@@ -118,13 +119,13 @@ func (s *Sink) push(msg []byte) bool {
 // final queues the outcome of one awaited request: a response, or nil when
 // the request ended without one (cancelled by the client).
 //
-// status is the HTTP status that a gateway-made error would have had before
-// streaming (502, 504), or 0 for a backend's own response.
-func (s *Sink) final(msg []byte, status int) {
+// kind is the problem kind that an error outcome has before streaming, or
+// 0 for a plain response.
+func (s *Sink) final(msg []byte, kind problem.Kind) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if status != 0 {
-		s.status = status
+	if kind != 0 {
+		s.kind = kind
 	}
 	if msg != nil {
 		s.msgs = append(s.msgs, s.withFinalID(msg))

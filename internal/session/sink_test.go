@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mcpgw/mcpgw/internal/problem"
+
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -35,13 +37,13 @@ func TestSink(t *testing.T) {
 		if s.push([]byte("b")) {
 			t.Error("second push accepted over the bound")
 		}
-		s.final([]byte("resp"), 502)
+		s.final([]byte("resp"), problem.BadGateway)
 		msgs, done, dropped := s.Take()
 		if d := cmp.Diff([]string{"a", "resp"}, strs(msgs)); d != "" || !done || dropped != 1 {
 			t.Errorf("(-want +got):\n%s done=%v dropped=%d", d, done, dropped)
 		}
-		if s.ErrorStatus() != 502 {
-			t.Errorf("ErrorStatus = %d", s.ErrorStatus())
+		if s.ErrorKind() != problem.BadGateway {
+			t.Errorf("ErrorKind = %v", s.ErrorKind())
 		}
 	})
 	t.Run("stream sink ends only when closed and hands back what it held", func(t *testing.T) {

@@ -4,21 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"time"
 
 	"github.com/mcpgw/mcpgw/internal/jsonrpc"
 	"github.com/mcpgw/mcpgw/internal/modern"
+	"github.com/mcpgw/mcpgw/internal/problem"
 )
 
 // Modern (2026-07-28) requests are stateless: each one carries its own
 // protocol version, client identity and capabilities in _meta (spec
-// 2026-07-28, basic/index, "Statelessness"). The gateway serves each on a
-// Session of its own that lives exactly as long as the request (across its
+// 2026-07-28, basic/index, "Statelessness"). The gateway serves each as a
+// Call of its own that lives exactly as long as the request (across its
 // rounds, when it needs the client's input: mrtr.go) — never published,
-// never found by id — so that id rewriting, progress routing, timeouts,
-// cancellation and crash handling are the same code as for session-era
-// requests.
+// never found by id. Its exchange is the same type as a session's, so id
+// rewriting, progress routing, timeouts, cancellation and crash handling
+// are the same code as for session-era requests.
 //
 //   - daemon mode: the request goes to the least-loaded pooled process;
 //     pooled processes were initialised once, and probed with
@@ -34,87 +33,145 @@ import (
 
 // Call is one modern request in flight.
 type Call struct {
-	s   *Session
-	own bool // launcher: the process is the request's own
+	base
+	caps   clientCaps
+	level  string          // the request's _meta logLevel ("" = no log messages)
+	params json.RawMessage // the request's params, for a retry's check (mrtr.go)
+	method string
+	own    bool // launcher: the process is the request's own
+
+	// legacy is set when the process is session-era: results are completed
+	// for a modern client with the server's serverInfo.
+	legacy     bool
+	serverInfo json.RawMessage
+
+	input *parked // guarded by base.mu: waiting for the client's input (mrtr.go)
 }
+
+var _ owner = (*Call)(nil)
 
 // Stateless forwards one modern request. Exactly one outcome reaches sink,
 // as with Session.Begin; the front-end calls End once the response stream
 // is over. Errors are *Error and mean nothing was forwarded.
-//
-// clientName is the client's clientInfo as "name/version", for logs.
-func (srv *Server) Stateless(ctx context.Context, req *jsonrpc.Message, meta *modern.Meta, clientName string, sink *Sink) (*Call, error) {
+func (srv *Server) Stateless(ctx context.Context, caller Caller, req *jsonrpc.Message, meta *modern.Meta, sink *Sink) (*Call, error) {
 	if srv.m.Draining() {
-		return nil, errUnavailable("the gateway is shutting down", 5*time.Second, errShutdown)
+		return nil, errDraining()
 	}
-	s := srv.newSession(ctx, clientName)
-	s.modern = true
-	s.protocolVersion = modern.Version
-	s.caps = capsOf(meta.ClientCapabilities)
-	s.level = meta.LogLevel
+	c := &Call{
+		base:   newBase(srv, "", caller),
+		caps:   capsOf(meta.ClientCapabilities),
+		level:  meta.LogLevel,
+		params: req.Params,
+		method: req.Method,
+		own:    srv.pool == nil,
+	}
 	var p *proc
 	var err error
 	if srv.pool != nil {
-		if p, err = srv.pool.pick(ctx); err != nil {
-			return nil, err
-		}
-		s.proc = p
-	} else if p, err = srv.launchFor(ctx, s, meta); err != nil {
+		p, err = srv.pool.pick(ctx)
+	} else {
+		p, err = srv.launchFor(ctx, meta)
+	}
+	if err != nil {
 		return nil, err
 	}
-	c := &Call{s: s, own: srv.pool == nil}
-	s.call = c
-	s.reqParams = req.Params
+	c.proc = p
 	fwd := *req
 	if p.era == eraLegacy {
 		params, err := modern.StripMeta(req.Params)
 		if err != nil {
 			c.End()
-			return nil, &Error{Status: http.StatusBadRequest, Code: jsonrpc.CodeInvalidParams, Message: "invalid params: " + err.Error()}
+			return nil, errInvalidParams("invalid params: " + err.Error())
 		}
 		fwd.Params = params
-		info := p.serverInfo
-		s.shape = func(m *jsonrpc.Message) int {
-			if m.Error != nil {
-				return errorStatus(m.Error)
-			}
-			res, err := modern.CompleteResult(m.Result, info, cacheable[req.Method])
-			if err != nil {
-				*m = *jsonrpc.NewError(m.ID, jsonrpc.CodeBackendInvalid,
-					fmt.Sprintf("server %q sent an invalid result: %v", srv.Name, err), nil)
-				return http.StatusBadGateway
-			}
-			m.Result = res
-			return 0
-		}
-	} else {
-		s.shape = func(m *jsonrpc.Message) int {
-			if m.Error != nil {
-				return errorStatus(m.Error)
-			}
-			return 0
-		}
+		c.legacy, c.serverInfo = true, p.serverInfo
 	}
-	if err := s.Begin(ctx, &fwd, sink); err != nil {
+	pin := func(context.Context) (*proc, error) { return p, nil }
+	if srv.pool != nil {
+		pin = func(ctx context.Context) (*proc, error) { return c.repin(ctx) }
+	}
+	p, release, err := srv.admit(ctx, pin)
+	if err == nil {
+		err = forward(ctx, c, p, &fwd, sink, release)
+	}
+	if err != nil {
 		c.End()
 		return nil, err
 	}
 	return c, nil
 }
 
-// errorStatus is the HTTP status of a server's error response to a modern
-// request (spec 2026-07-28, basic/transports/streamable-http): 404 for an
-// unknown method, 400 for the modern protocol errors, else 200.
-func errorStatus(raw json.RawMessage) int {
+// repin is the daemon-mode pin of a call: the process picked for it while
+// it is still usable, else another.
+func (c *Call) repin(ctx context.Context) (*proc, error) {
+	if p := c.pinnedProc(); p != nil && p.usable() {
+		return p, nil
+	}
+	p, err := c.srv.pool.pick(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.proc = p
+	c.mu.Unlock()
+	return p, nil
+}
+
+// shape implements owner: a server's error gets the HTTP status of the
+// modern transport, and a session-era server's result is completed for a
+// modern client.
+func (c *Call) shape(m *jsonrpc.Message) problem.Kind {
+	if m.Error != nil {
+		return errorKind(m.Error)
+	}
+	if !c.legacy {
+		return 0
+	}
+	res, err := modern.CompleteResult(m.Result, c.serverInfo, cacheable[c.method])
+	if err != nil {
+		*m = *jsonrpc.NewError(m.ID, jsonrpc.CodeBackendInvalid,
+			fmt.Sprintf("server %q sent an invalid result: %v", c.srv.Name, err), nil)
+		return problem.BadGateway
+	}
+	m.Result = res
+	return 0
+}
+
+// fromServer implements owner. A server request during the call becomes
+// an input_required round (mrtr.go); a log message reaches the response
+// stream only at the level the request asked for with _meta logLevel;
+// anything else has no client to go to and is dropped.
+func (c *Call) fromServer(p *proc, m *jsonrpc.Message) {
+	if m.Kind == jsonrpc.KindRequest {
+		c.inputRequest(p, m)
+		return
+	}
+	if m.Method == "notifications/message" && c.level != "" && levelRank(jsonrpc.ParamsFields(m.Params).Level) >= levelRank(c.level) {
+		c.mu.Lock()
+		ex := c.onlyLocked()
+		c.mu.Unlock()
+		if ex != nil && ex.sink.push(jsonrpc.Encode(m)) {
+			return
+		}
+	}
+	c.srv.m.log.Debug("dropping a server message unrelated to the modern request", "tool", c.srv.Name,
+		"runtime", c.srv.cfg.Runtime, "method", m.Method)
+}
+
+// errorKind is the problem kind of a server's error response to a modern
+// request (spec 2026-07-28, basic/transports/streamable-http): not found
+// for an unknown method, bad request for the modern protocol errors, else
+// none (200).
+func errorKind(raw json.RawMessage) problem.Kind {
 	var eo jsonrpc.ErrorObject
 	if json.Unmarshal(raw, &eo) != nil {
 		return 0
 	}
 	switch {
 	case eo.Code == jsonrpc.CodeMethodNotFound:
-		return http.StatusNotFound
+		return problem.NotFound
 	case modern.IsModernError(raw):
-		return http.StatusBadRequest
+		return problem.BadRequest
 	}
 	return 0
 }
@@ -128,31 +185,22 @@ func (c *Call) End() {
 	if c.waitingForRetry() {
 		return // the request waits for the client's retry (mrtr.go)
 	}
-	s := c.s
-	s.mu.Lock()
-	pending := make([]*exchange, 0, len(s.inflight))
-	for _, ex := range s.inflight {
-		pending = append(pending, ex)
-	}
-	p := s.proc
-	s.mu.Unlock()
-	for _, ex := range pending {
+	for _, ex := range c.pending() {
 		if ex.claimed.Load() {
 			continue
 		}
-		s.srv.m.log.Info("client closed the response stream: cancelling the request", "tool", s.srv.Name,
-			"runtime", s.srv.cfg.Runtime, "method", ex.method)
+		c.srv.m.log.Info("client closed the response stream: cancelling the request", "tool", c.srv.Name,
+			"runtime", c.srv.cfg.Runtime, "method", ex.method)
 		ex.cancel("the client closed the response stream")
 	}
-	s.cancelInput("the client's request is over")
-	switch {
-	case p == nil:
-	case c.own:
+	c.cancelInput("the client's request is over")
+	c.mu.Lock()
+	c.ended = true
+	p := c.proc
+	c.mu.Unlock()
+	if p != nil && c.own {
 		p.retire(errRequestDone)
-	default:
-		p.removeSession(s) // in case a crash moved it and pinning added it
 	}
-	s.finish()
 }
 
 var errRequestDone = stopped("the request it was started for is over")
@@ -160,8 +208,8 @@ var errRequestDone = stopped("the request it was started for is over")
 // launchFor starts a process for one modern request (launcher mode) and
 // prepares it: probed, and initialised with the client's identity and
 // capabilities when it is legacy.
-func (srv *Server) launchFor(ctx context.Context, s *Session, meta *modern.Meta) (*proc, error) {
-	p, err := srv.launchAdhoc(ctx, s)
+func (srv *Server) launchFor(ctx context.Context, meta *modern.Meta) (*proc, error) {
+	p, err := srv.launchAdhoc(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +229,7 @@ func (srv *Server) launchFor(ctx context.Context, s *Session, meta *modern.Meta)
 // for the purpose in launcher mode.
 func (srv *Server) Discover(ctx context.Context) (json.RawMessage, error) {
 	if srv.m.Draining() {
-		return nil, errUnavailable("the gateway is shutting down", 5*time.Second, errShutdown)
+		return nil, errDraining()
 	}
 	var p *proc
 	var err error
@@ -190,7 +238,7 @@ func (srv *Server) Discover(ctx context.Context) (json.RawMessage, error) {
 			return nil, err
 		}
 	} else {
-		if p, err = srv.launchAdhoc(ctx, nil); err != nil {
+		if p, err = srv.launchAdhoc(ctx); err != nil {
 			return nil, err
 		}
 		defer p.retire(errRequestDone)
@@ -203,8 +251,7 @@ func (srv *Server) Discover(ctx context.Context) (json.RawMessage, error) {
 	}
 	res, err := p.discoverResult()
 	if err != nil {
-		return nil, &Error{Status: http.StatusBadGateway, Code: jsonrpc.CodeBackendInvalid, Err: errBadInit,
-			Message: fmt.Sprintf("server %q: cannot describe it: %v", srv.Name, err)}
+		return nil, errBadBackend(errBadInit, "server %q: cannot describe it: %v", srv.Name, err)
 	}
 	return res, nil
 }
@@ -227,31 +274,18 @@ func capsOf(raw json.RawMessage) clientCaps {
 var cacheable = map[string]bool{"tools/list": true, "prompts/list": true, "resources/list": true,
 	"resources/templates/list": true, "resources/read": true}
 
-// launchAdhoc is launch for a process that belongs to no published session
-// (a modern request's, or one started to answer server/discover): the
-// manager tracks it so that shutdown stops it.
-func (srv *Server) launchAdhoc(ctx context.Context, s *Session) (*proc, error) {
-	p, err := srv.launch(ctx, s)
+// launchAdhoc is launch for a process that belongs to no session (a modern
+// request's, or one started to answer server/discover): the manager tracks
+// it so that shutdown stops it.
+func (srv *Server) launchAdhoc(ctx context.Context) (*proc, error) {
+	p, err := srv.launch(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	m := srv.m
-	m.mu.Lock()
-	closed := m.closed
-	if !closed {
-		m.adhoc[p] = struct{}{}
-	}
-	m.mu.Unlock()
-	if p.b.Err() != nil { // ended before it was tracked: HandleClose has run or will not find it
-		<-p.b.Done()
-		m.mu.Lock()
-		delete(m.adhoc, p)
-		m.mu.Unlock()
-	}
-	if closed {
+	if !srv.m.trackAdhoc(p) {
 		p.b.End(errShutdown)
 		<-p.b.Done()
-		return nil, errUnavailable("the gateway is shutting down", 5*time.Second, errShutdown)
+		return nil, errDraining()
 	}
 	return p, nil
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // Probe tools: they let a test prove, from inside a container and through
-// the gateway, that each hardening setting is in effect (issue 3). Each
+// the gateway, that each hardening setting is in effect. Each
 // answers with a JSON text; failures the probe is looking for (a refused
 // write, a refused dial, a failed fork) are results, not errors.
 

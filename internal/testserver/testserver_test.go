@@ -11,12 +11,12 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/mcpgw/mcpgw/internal/testutil"
 	"go.uber.org/goleak"
 )
 
@@ -36,7 +36,7 @@ type child struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	lines  chan []byte // stdout lines; closed at EOF
-	stderr *syncBuffer
+	stderr *testutil.Buffer
 	exited chan struct{} // closed once Wait has returned
 	err    error         // Wait's error, set before exited is closed
 	nextID int
@@ -52,7 +52,7 @@ func start(t testing.TB, env ...string) *child {
 	c := &child{
 		cmd:    cmd,
 		lines:  make(chan []byte, 100),
-		stderr: newSyncBuffer(),
+		stderr: &testutil.Buffer{},
 		exited: make(chan struct{}),
 	}
 	cmd.Stderr = c.stderr
@@ -229,48 +229,6 @@ func (c *child) wait(t testing.TB) int {
 		}
 	}
 	return c.cmd.ProcessState.ExitCode()
-}
-
-// syncBuffer is a goroutine-safe buffer whose readers can wait for writes.
-type syncBuffer struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{} // closed and replaced on every write
-}
-
-func newSyncBuffer() *syncBuffer { return &syncBuffer{changed: make(chan struct{})} }
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	close(b.changed)
-	b.changed = make(chan struct{})
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// waitFor waits until the buffer contains s.
-func (b *syncBuffer) waitFor(t testing.TB, s string) {
-	t.Helper()
-	timeout := time.After(readTimeout)
-	for {
-		b.mu.Lock()
-		found, changed := strings.Contains(b.buf.String(), s), b.changed
-		b.mu.Unlock()
-		if found {
-			return
-		}
-		select {
-		case <-changed:
-		case <-timeout:
-			t.Fatalf("stderr never contained %q; got:\n%s", s, b.String())
-		}
-	}
 }
 
 func TestInitialize(t *testing.T) {
@@ -615,7 +573,7 @@ func TestEnvKnobs(t *testing.T) {
 		}
 		c.await(t, c.call(t, "ping", nil))
 		c.stdin.Close()
-		c.stderr.waitFor(t, "stdin closed")
+		c.stderr.WaitFor(t, "stdin closed", readTimeout)
 		select {
 		case <-c.exited:
 			t.Fatalf("server exited after stdin EOF: %v", c.err)

@@ -1,4 +1,4 @@
-package runtime
+package spawn
 
 import (
 	"context"
@@ -23,7 +23,7 @@ import (
 	"github.com/moby/moby/client"
 )
 
-// Labels every container of mcpgw carries (issue 3). LabelOwner identifies
+// Labels every container of mcpgw carries. LabelOwner identifies
 // the gateway process ("host/pid/start time") so that the sweep at start
 // removes only what a dead gateway left, never the containers of another
 // gateway that shares the engine.
@@ -128,8 +128,8 @@ type Swept struct {
 // labelled mcpgw.managed=true whose owner label names a process of this
 // host that no longer exists (or another process with that pid). It is
 // called at gateway start so that, after a gateway killed with SIGKILL,
-// nothing it started survives the next start (DESIGN.md, "The core
-// rule"). Containers of live gateways and of other hosts are left alone.
+// nothing it started survives the next start (docs/design.md, "No process
+// without a deadline"). Containers of live gateways and of other hosts are left alone.
 func (e *Engine) Sweep(ctx context.Context) ([]Swept, error) {
 	res, err := e.cli.ContainerList(ctx, client.ContainerListOptions{
 		All:     true,
@@ -174,7 +174,7 @@ type ContainerSpec struct {
 	PidsLimit int64    // processes and threads
 	NoFile    int64    // RLIMIT_NOFILE
 	CapAdd    []string // added back after CapDrop ALL (config allowlist)
-	// Mounts are the workspaces (issue 7): bind mounts of resolved host
+	// Mounts are the workspaces: bind mounts of resolved host
 	// directories, the only things from the host in the container. The
 	// first one's target is the working directory.
 	Mounts []Mount
@@ -218,7 +218,7 @@ type Container struct {
 // Start creates, attaches and starts a container for spec. The returned
 // container must be stopped with Stop, which also removes it.
 //
-// Always on (issue 3): not privileged, CapDrop ALL, no-new-privileges, the
+// Always on: not privileged, CapDrop ALL, no-new-privileges, the
 // engine's default seccomp profile (no seccomp option is passed), an init
 // process as PID 1 (docker-init/tini) that forwards signals and reaps,
 // private PID, IPC and UTS namespaces, no mounts besides the /tmp tmpfs

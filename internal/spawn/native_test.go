@@ -1,4 +1,4 @@
-package runtime
+package spawn
 
 import (
 	"bufio"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mcpgw/mcpgw/internal/proctest"
+	"github.com/mcpgw/mcpgw/internal/testutil"
 )
 
 func alive(pid int) bool { return proctest.Alive(pid) }
@@ -84,11 +85,7 @@ func TestProcessGroupIsKilled(t *testing.T) {
 	if err := p.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for alive(child) && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if alive(child) {
+	if !testutil.WaitUntil(2*time.Second, func() bool { return !alive(child) }) {
 		t.Errorf("grandchild %d survived the group stop", child)
 		_ = syscall.Kill(child, syscall.SIGKILL)
 	}

@@ -2,7 +2,7 @@
 //
 // A runtime knows how to start one process, wire its stdio and stop it; it
 // knows nothing of MCP. This package enforces the stop half of the core rule
-// of DESIGN.md ("no process without a deadline"): Stop always runs
+// (docs/design.md, "No process without a deadline"): Stop always runs
 //
 //	close stdin → grace → SIGTERM to the process group → grace → SIGKILL to
 //	the process group → reap
@@ -12,7 +12,7 @@
 // forked, and with a parent-death signal (SIGKILL), so a gateway killed with
 // SIGKILL takes its direct children with it.
 //
-// Containers (container.go, issue 3) follow the same rule through the
+// Containers (container.go) follow the same rule through the
 // Docker Engine API: Container.Stop runs
 //
 //	close stdin → grace → docker stop (SIGTERM → grace → SIGKILL) →
@@ -22,7 +22,7 @@
 // start, the containers of a gateway process that died without stopping
 // them. The deadlines that decide when Stop is called (startup, request,
 // idle, lifetime) live in package session.
-package runtime
+package spawn
 
 import (
 	"encoding/json"
@@ -53,7 +53,7 @@ type NativeSpec struct {
 	Dir string
 	// KillGrace is the wait after closing stdin and after SIGTERM; zero means 5s.
 	KillGrace time.Duration
-	// Sandbox, when not nil, confines the process with Landlock (issue 7):
+	// Sandbox, when not nil, confines the process with Landlock:
 	// the gateway starts itself as package sandbox's shim, which restricts
 	// itself to the rules and execs the command. The command's directory,
 	// /dev/null and a private temporary directory (TMPDIR, removed once the
@@ -220,7 +220,7 @@ func sandboxed(path string, spec NativeSpec) (self string, argv, env []string, t
 	if real, err := filepath.EvalSymlinks(path); err == nil && filepath.Dir(real) != filepath.Dir(path) {
 		rules = append(rules, sandbox.Rule{Path: filepath.Dir(real)})
 	}
-	for _, p := range sandbox.SystemReadPaths {
+	for _, p := range sandbox.SystemReadPaths() {
 		rules = append(rules, sandbox.Rule{Path: p})
 	}
 	b, err := json.Marshal(sandbox.Spec{Path: path, Args: spec.Command, Rules: rules, BestEffort: spec.Sandbox.BestEffort})

@@ -1,0 +1,56 @@
+package session
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/mcpgw/mcpgw/internal/config"
+)
+
+// modeDaemon is config.ModeDaemon, which the layer tests often.
+const modeDaemon = config.ModeDaemon
+
+// Server is one configured server: its limits, its pool (daemon mode) and
+// the modern requests and listeners it serves.
+type Server struct {
+	Name string
+	cfg  *config.Server
+	m    *Manager
+	sem  *slots // in-flight request slots (max_concurrent)
+	pool *pool  // daemon mode only
+
+	// silentProbe is set once a process of this server ignored the
+	// server/discover probe: later processes are assumed legacy (era.go).
+	silentProbe atomic.Bool
+	// listeners are the open subscriptions/listen streams (listen.go).
+	listeners listeners
+	// inputs are the modern requests waiting for their client's input
+	// (mrtr.go).
+	inputs inputs
+
+	procs    int // guarded by m.mu
+	retiring int // guarded by m.mu: launcher processes stopping because their work is done
+}
+
+func newServer(m *Manager, name string, cfg *config.Server) *Server {
+	s := &Server{Name: name, cfg: cfg, m: m}
+	s.sem = newSlots(cfg.MaxConcurrent, func() error {
+		return errTooMany(fmt.Sprintf("server %q has %d requests in flight (servers.%s.max_concurrent); retry later",
+			name, cfg.MaxConcurrent, name))
+	})
+	if cfg.Mode == modeDaemon {
+		s.pool = newPool(s)
+	}
+	return s
+}
+
+// Config returns the server's configuration.
+func (s *Server) Config() *config.Server { return s.cfg }
+
+// Failing reports a daemon server in crash-loop back-off, for readiness.
+func (s *Server) Failing() (bool, string) {
+	if s.pool == nil {
+		return false, ""
+	}
+	return s.pool.state()
+}
