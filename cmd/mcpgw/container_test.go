@@ -67,7 +67,7 @@ func waitContainers(t *testing.T, cli *client.Client, server string, want int, w
 }
 
 // After SIGTERM of the gateway no container of it exists; after SIGKILL the
-// leftovers are removed when the gateway starts again (issue 3).
+// leftovers are removed when the gateway starts again.
 func TestContainerSignals(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
