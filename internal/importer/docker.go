@@ -64,8 +64,10 @@ func dockerRun(argv []string) (spec *containerSpec, cmd []string, notes []string
 	args := argv[2:]
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		if a == "--" {
-			args = args[i+1:]
+		if a == "--" { // the image follows, whatever it looks like
+			if i+1 < len(args) {
+				spec.image, cmd = args[i+1], args[i+2:]
+			}
 			break
 		}
 		if !strings.HasPrefix(a, "-") || a == "-" {

@@ -424,6 +424,7 @@ func TestDockerRun(t *testing.T) {
 		{"with a command and values", []string{"/usr/bin/docker", "run", "-i", "--rm", "--network=none", "-u", "1000:1000", "-m", "256m", "--pull", "always", "-e", "A=b", "mcp/fs", "/workspace"}, true,
 			"mcp/fs", []string{"/workspace"}, containerSpec{network: "none", networkAsked: true, user: "1000:1000", memory: "256m", pull: "missing", envValues: [][2]string{{"A", "b"}}}},
 		{"podman", []string{"podman", "run", "-i", "img"}, true, "img", nil, containerSpec{network: "bridge"}},
+		{"image after --", []string{"docker", "run", "-i", "--", "img", "-x"}, true, "img", []string{"-x"}, containerSpec{network: "bridge"}},
 		{"an unknown flag", []string{"docker", "run", "--gpus", "all", "img"}, false, "", nil, containerSpec{}},
 		{"not run", []string{"docker", "exec", "-i", "c", "x"}, false, "", nil, containerSpec{}},
 		{"no image", []string{"docker", "run", "-i", "--rm"}, false, "", nil, containerSpec{}},
