@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,7 +24,14 @@ import (
 	"github.com/mcpgw/mcpgw/internal/testutil"
 )
 
-func noEnv(string) (string, bool) { return "", false }
+// execute runs the program as main does, run then report of its error,
+// with stdin as its standard input (none if not given).
+func execute(args []string, env func(string) (string, bool), stdin ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), args, strings.NewReader(strings.Join(stdin, "")), &out, &errOut, env)
+	report(&errOut, err)
+	return exitCode(err), out.String(), errOut.String()
+}
 
 func TestRunCommands(t *testing.T) {
 	dir := t.TempDir()
@@ -31,8 +39,8 @@ func TestRunCommands(t *testing.T) {
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(good, []byte("servers:\n  fs:\n    command: [\"/bin/cat\"]\n"), 0o600)
 	os.WriteFile(bad, []byte("servers:\n  fs:\n    comand: [\"/bin/cat\"]\n    max_concurrent: -1\n"), 0o600)
-	// Workspaces are checked at load: a sensitive host path and a
-	// subpath whose symlink leads out of its workspace.
+	// Workspaces are checked at load: a sensitive host path and a subpath
+	// whose symlink leads out of its workspace.
 	badWS := filepath.Join(dir, "badws.yaml")
 	os.Mkdir(filepath.Join(dir, "ws"), 0o755)
 	os.Symlink(dir, filepath.Join(dir, "ws", "up"))
@@ -46,54 +54,51 @@ func TestRunCommands(t *testing.T) {
 	}{
 		{"version", []string{"version"}, 0, "mcpgw ", ""},
 		{"no command", nil, 2, "", "Usage"},
-		{"unknown command", []string{"frobnicate"}, 2, "", "Usage"},
+		{"unknown command", []string{"frobnicate"}, 2, "", `mcpgw: unknown command "frobnicate"; "mcpgw help" lists the commands`},
 		{"check ok", []string{"check", "--config", good}, 0, "ok (1 server(s): fs)", ""},
-		{"check lists every problem", []string{"check", "--config", bad}, 1, "", "servers.fs.comand"},
-		{"check without file", []string{"check"}, 2, "", ""},
+		{"check lists every problem", []string{"check", "--config", bad}, 1, "", bad + ": servers.fs.comand"},
+		{"check without file", []string{"check"}, 2, "", "mcpgw: check: no config file given"},
 		{"check refuses a sensitive workspace", []string{"check", "--config", badWS}, 1, "", "workspaces.sys: must not be /etc"},
 		{"check refuses a subpath leading out", []string{"check", "--config", badWS}, 1, "", "servers.fs.workspaces[0].subpath: subpath up leads to"},
-		{"check missing file", []string{"check", "--config", filepath.Join(dir, "none.yaml")}, 1, "", ""},
-		{"serve bad listen", []string{"serve", "--listen", "nonsense"}, 2, "", ""},
+		{"check missing file", []string{"check", "--config", filepath.Join(dir, "none.yaml")}, 1, "", "none.yaml does not exist"},
+		{"serve bad listen", []string{"serve", "--listen", "nonsense"}, 2, "", `mcpgw: --listen "nonsense": missing port in address`},
 		{"serve public listen without auth", []string{"serve", "--listen", "0.0.0.0:0"}, 2, "", "no auth is configured"},
 		{"token", []string{"token", "laptop"}, 0, "- {name: laptop, sha256: ", ""},
-		{"token bad name", []string{"token", "a@b"}, 2, "", ""},
-		{"token too many args", []string{"token", "a", "b"}, 2, "", "Usage"},
+		{"token bad name", []string{"token", "a@b"}, 2, "", `mcpgw: token name "a@b": use 1 to 64 characters`},
+		{"token too many args", []string{"token", "a", "b"}, 2, "", `mcpgw: token: unexpected argument "b"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			err := run(context.Background(), c.args, strings.NewReader(""), &stdout, &stderr, noEnv)
-			if got := exitCode(err); got != c.code {
-				t.Errorf("exit code %d, want %d (err %v)", got, c.code, err)
+			code, stdout, stderr := execute(c.args, noEnv)
+			if code != c.code {
+				t.Errorf("exit code %d, want %d (stderr %s)", code, c.code, stderr)
 			}
-			if !strings.Contains(stdout.String(), c.stdout) {
-				t.Errorf("stdout %q lacks %q", stdout.String(), c.stdout)
+			if !strings.Contains(stdout, c.stdout) {
+				t.Errorf("stdout %q lacks %q", stdout, c.stdout)
 			}
-			if !strings.Contains(stderr.String(), c.stderr) {
-				t.Errorf("stderr %q lacks %q", stderr.String(), c.stderr)
+			if !strings.Contains(stderr, c.stderr) {
+				t.Errorf("stderr %q lacks %q", stderr, c.stderr)
 			}
 		})
 	}
-	var stderr bytes.Buffer
-	_ = run(context.Background(), []string{"check", "--config", bad}, strings.NewReader(""), &bytes.Buffer{}, &stderr, noEnv)
-	if !strings.Contains(stderr.String(), "max_concurrent") {
-		t.Errorf("check stopped at the first problem: %s", stderr.String())
+	if _, _, stderr := execute([]string{"check", "--config", bad}, noEnv); !strings.Contains(stderr, "max_concurrent") {
+		t.Errorf("check stopped at the first problem: %s", stderr)
 	}
 }
 
 // TestToken: the printed token is strong, printed once, and the config
 // line's digest authenticates it.
 func TestToken(t *testing.T) {
-	var stdout bytes.Buffer
-	if err := run(context.Background(), []string{"token", "ci"}, strings.NewReader(""), &stdout, &bytes.Buffer{}, noEnv); err != nil {
-		t.Fatal(err)
+	code, stdout, stderr := execute([]string{"token", "ci"}, noEnv)
+	if code != 0 {
+		t.Fatalf("exit code %d: %s", code, stderr)
 	}
-	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
 	if len(lines) != 4 {
-		t.Fatalf("want 4 lines, got:\n%s", stdout.String())
+		t.Fatalf("want 4 lines, got:\n%s", stdout)
 	}
 	token, line := lines[1], lines[3]
-	if len(token) != 43 || strings.Count(stdout.String(), token) != 1 {
+	if len(token) != 43 || strings.Count(stdout, token) != 1 {
 		t.Errorf("token %q: want 43 base64url characters, printed once", token)
 	}
 	cfg, err := config.Parse([]byte("auth:\n  tokens:\n    "+line+"\nservers: {a: {command: [x]}}\n"), nil)
@@ -106,15 +111,41 @@ func TestToken(t *testing.T) {
 	}
 }
 
-// buildBinary builds mcpgw once for the process tests.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "mcpgw")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+// TestMain removes the binary that buildBinary built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
 	}
-	return bin
+	os.Exit(code)
+}
+
+var (
+	binOnce sync.Once
+	binDir  string
+	binPath string
+	binErr  error
+)
+
+// buildBinary builds mcpgw once per test process for the tests that run
+// it as a person would, and returns its path.
+func buildBinary(t testing.TB) string {
+	t.Helper()
+	binOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "mcpgw-cmd-test-")
+		if binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "mcpgw")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
 }
 
 var listenLine = regexp.MustCompile(`listening on http://([0-9.:]+) `)

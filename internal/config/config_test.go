@@ -346,7 +346,7 @@ func TestParseProblems(t *testing.T) {
 		{
 			name: "tab indentation",
 			yaml: "servers:\n\tfs: {}\n",
-			want: []string{"invalid YAML: found character that cannot start any token (line 2)"},
+			want: []string{"invalid YAML: this line is indented with a tab (column 1); YAML indentation must be spaces: replace the tabs with spaces (line 2)"},
 		},
 		{
 			name: "two documents",
@@ -504,9 +504,9 @@ servers:
 		},
 		{
 			name: "unknown key without suggestion",
-			yaml: "servers: {fs: {command: [x], image: alpine}}\nlog: {colour: true}",
+			yaml: "servers: {fs: {command: [x], picture: alpine}}\nlog: {colour: true}",
 			want: []string{
-				"servers.fs.image: unknown key (line 1)",
+				"servers.fs.picture: unknown key (line 1)",
 				"log.colour: unknown key (line 2)",
 			},
 		},

@@ -83,7 +83,7 @@ func (d *decoder) decode(data []byte) *Config {
 		if errors.Is(err, io.EOF) {
 			return c // an empty file: validation says what is missing
 		}
-		d.yamlError(err)
+		d.yamlError(err, data)
 		return nil
 	}
 	// A second document is refused rather than ignored; an empty one (a
@@ -95,7 +95,7 @@ func (d *decoder) decode(data []byte) *Config {
 			break
 		}
 		if err != nil {
-			d.yamlError(err)
+			d.yamlError(err, data)
 			return nil
 		}
 		if len(next.Content) > 0 && !isNull(next.Content[0]) {
@@ -256,7 +256,7 @@ func (d *decoder) mapping(path string, n *yaml.Node, known fields, reserved []st
 		case slices.Contains(reserved, e.key):
 			d.keyf(p, e.k, "not supported by this version of mcpgw yet")
 		default:
-			d.keyf(p, e.k, "unknown key%s", suggest(e.key, known))
+			d.keyf(p, e.k, "unknown key%s", suggest(path, e.key, known))
 		}
 	}
 }
@@ -560,14 +560,20 @@ func (d *decoder) keyf(path string, n *yaml.Node, format string, args ...any) {
 
 var yamlLine = regexp.MustCompile(`^line (\d+): `)
 
-// yamlError reports a YAML syntax error, moving the line number that the
-// parser puts first to where all problems have it.
-func (d *decoder) yamlError(err error) {
+// yamlError reports a YAML syntax error in data, moving the line number
+// that the parser puts first to where all problems have it. A tab in the
+// indentation is named as such: the parser only says that it "cannot start
+// any token".
+func (d *decoder) yamlError(err error, data []byte) {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	line := 0
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		line, _ = strconv.Atoi(m[1])
 		msg = msg[len(m[0]):]
+	}
+	if l, tab, ok := tabProblem(data, line); ok {
+		d.problems = append(d.problems, problem{line: l, msg: tab})
+		return
 	}
 	d.problems = append(d.problems, problem{line: line, msg: "invalid YAML: " + msg})
 }
@@ -643,9 +649,13 @@ func joinKey(parent, key string) string {
 	return parent + "." + key
 }
 
-// suggest returns "; did you mean KEY?" for the known key closest to an
-// unknown one, or "" if none is close.
-func suggest(key string, known fields) string {
+// suggest returns what to write instead of the unknown key in the mapping
+// at path: the mcpgw way of a key that other tools use there (keyHint),
+// else "; did you mean KEY?" for the known key closest to it, else "".
+func suggest(path, key string, known fields) string {
+	if h := keyHint(path, key); h != "" {
+		return h
+	}
 	if len(key) < 3 || len(key) > 64 {
 		return ""
 	}

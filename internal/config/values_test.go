@@ -242,7 +242,7 @@ func TestSuggest(t *testing.T) {
 		"envv":          "; did you mean env?",
 	}
 	for key, want := range tests {
-		if diff := cmp.Diff(want, suggest(key, known)); diff != "" {
+		if diff := cmp.Diff(want, suggest("servers.fs.timeouts", key, known)); diff != "" {
 			t.Errorf("suggest(%q) mismatch (-want +got):\n%s", key, diff)
 		}
 	}

@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mcpgw/mcpgw/internal/config"
+	"github.com/mcpgw/mcpgw/internal/gateway"
+)
+
+var serveCommand = &command{
+	name:     "serve",
+	synopsis: "[--config FILE] [--listen ADDR]",
+	summary:  "run the gateway (without --config: the built-in demo server)",
+	about: `
+Runs the gateway until SIGTERM or SIGINT, which drain in-flight requests for
+up to limits.shutdown_timeout and stop every server process.
+
+Without --config it serves the built-in demo server at
+http://127.0.0.1:8080/mcp/demo, reachable from this machine only. It prints
+one line on stdout saying where it listens and which URLs to give MCP
+clients; its log goes to stderr.`,
+	argsHint: func(extra []string) string {
+		return fmt.Sprintf("; give a config file with --config %s", extra[0])
+	},
+	define: func(fs *flag.FlagSet, c *cli) action {
+		path := fs.String("config", "", "config `file` (default: the built-in configuration serving the demo server)")
+		listen := fs.String("listen", "", "listen `addr`ess host:port; overrides listen: in the config")
+		return func(ctx context.Context, _ []string) error {
+			return runServe(ctx, c, *path, *listen)
+		}
+	},
+}
+
+// loadConfig reads the configuration at path, or the built-in one when
+// path is "". A file that cannot be read gets an error saying which file
+// and what to do.
+func loadConfig(path string, lookupEnv func(string) (string, bool)) (*config.Config, error) {
+	lookup := envWithSelf(lookupEnv)
+	if path == "" {
+		return config.Default(lookup)
+	}
+	cfg, err := config.Load(path, lookup)
+	if pe, ok := errors.AsType[*fs.PathError](err); ok {
+		return nil, configFileError(path, pe)
+	}
+	return cfg, err
+}
+
+// configFileError explains why the config file at path cannot be read.
+func configFileError(path string, pe *fs.PathError) error {
+	switch {
+	case errors.Is(pe.Err, fs.ErrNotExist):
+		wd, _ := os.Getwd()
+		return fmt.Errorf("config file %s does not exist (relative paths are from %s); check the path given to --config", path, wd)
+	case errors.Is(pe.Err, fs.ErrPermission):
+		return fmt.Errorf("config file %s cannot be read: permission denied; make it readable for uid %d, which runs mcpgw", path, os.Getuid())
+	}
+	return fmt.Errorf("reading config file %s: %w", path, pe.Err)
+}
+
+// envWithSelf adds MCPGW_BIN (the running binary) to the lookup used for
+// ${VAR} expansion, so that the default config can start the demo server.
+func envWithSelf(lookupEnv func(string) (string, bool)) func(string) (string, bool) {
+	self, err := os.Executable()
+	return func(k string) (string, bool) {
+		if k == "MCPGW_BIN" {
+			if v, ok := lookupEnv(k); ok {
+				return v, true
+			}
+			if err == nil {
+				return self, true
+			}
+		}
+		return lookupEnv(k)
+	}
+}
+
+// applyListen overrides cfg.Listen with the --listen flag and validates
+// the result; its problems name the flag as their source.
+func applyListen(cfg *config.Config, path, listen string) error {
+	if _, _, err := net.SplitHostPort(listen); err != nil {
+		return usageError{fmt.Errorf("--listen %q: %s; write host:port, e.g. 127.0.0.1:8080 (or :8080 for every interface)", listen, addrProblem(err))}
+	}
+	cfg.Listen = listen
+	if err := cfg.Validate(); err != nil {
+		if ce, ok := errors.AsType[*config.Error](err); ok {
+			source := "built-in configuration"
+			if path != "" {
+				source = path
+			}
+			return usageError{&config.Error{File: source + " with --listen " + listen, Problems: ce.Problems}}
+		}
+		return usageError{fmt.Errorf("--listen %q: %w", listen, err)}
+	}
+	return nil
+}
+
+// addrProblem is what net.SplitHostPort found wrong, without the address
+// it repeats.
+func addrProblem(err error) string {
+	if ae, ok := errors.AsType[*net.AddrError](err); ok {
+		return ae.Err
+	}
+	return err.Error()
+}
+
+// listenError explains a failed net.Listen on addr: who holds the port,
+// or why this address cannot be used, and what to change.
+func listenError(addr string, err error) error {
+	const change = "choose another with --listen or listen: in the config"
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Errorf("listening on %s: the address is already in use (another mcpgw, or another program, holds that port); stop it or %s", addr, change)
+	case errors.Is(err, syscall.EACCES):
+		return fmt.Errorf("listening on %s: permission denied (ports below 1024 need the CAP_NET_BIND_SERVICE capability); use a port from 1024 up, e.g. 127.0.0.1:8080, or grant the capability", addr)
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return fmt.Errorf("listening on %s: this machine has no such address; use 127.0.0.1, or an address of one of its interfaces (%s)", addr, change)
+	}
+	return fmt.Errorf("listening on %s: %w; %s", addr, err, change)
+}
+
+func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func runServe(ctx context.Context, c *cli, path, listen string) error {
+	cfg, err := loadConfig(path, c.lookupEnv)
+	if err != nil {
+		return usageError{err}
+	}
+	if listen != "" {
+		if err := applyListen(cfg, path, listen); err != nil {
+			return err
+		}
+	}
+	log := newLogger(cfg.Log, c.stderr)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return listenError(cfg.Listen, err)
+	}
+	g := gateway.New(cfg, &gateway.Options{Logger: log, Getenv: c.lookupEnv, Version: versionString()})
+	// Before the startup line: the containers an earlier instance left
+	// are removed, and warm processes start.
+	if err := g.Open(ctx); err != nil {
+		ln.Close()
+		return fmt.Errorf("starting the gateway: %w", err)
+	}
+	addr := ln.Addr().String()
+	if host, _, _ := net.SplitHostPort(addr); !isLoopback(host) && cfg.Auth.Mode == config.AuthNone {
+		log.Warn("listening on a non-loopback address: anyone who can reach it can use the servers; put it behind an authenticating proxy",
+			"listen", addr)
+	}
+	for _, h := range cfg.AllowedHosts {
+		log.Info("accepting non-loopback Host header", "host", h)
+	}
+	for _, o := range cfg.AllowedOrigins {
+		log.Info("accepting browser Origin", "origin", o)
+	}
+	fmt.Fprintln(c.stdout, startupLine(cfg, addr, versionString()))
+	log.Info("gateway started", "listen", addr, "servers", strings.Join(serverNames(cfg), ","), "version", versionString())
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- g.Serve(ln) }() // owner: runServe, which waits below
+
+	select {
+	case err := <-serveErr:
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.Limits.ShutdownTimeout)
+		_ = g.Shutdown(sctx)
+		cancel()
+		return err // says "serving HTTP on ADDR: …"
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining in-flight requests", "timeout_ms", cfg.Limits.ShutdownTimeout.Milliseconds())
+	start := time.Now()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Limits.ShutdownTimeout)
+	err = g.Shutdown(sctx)
+	cancel()
+	<-serveErr
+	log.Info("gateway stopped", "duration", float64(time.Since(start).Microseconds())/1000)
+	if err != nil {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	return nil
+}
+
+// serverNames returns the configured server names in order.
+func serverNames(cfg *config.Config) []string {
+	return slices.Sorted(maps.Keys(cfg.Servers))
+}
+
+// startupLine is the one line serve prints on stdout once it listens:
+// where, and the URL of every server that a client connects to (under
+// public_url when set), and whether a client needs credentials.
+func startupLine(cfg *config.Config, addr, version string) string {
+	base := cfg.PublicURL
+	if base == "" {
+		base = "http://" + clientAddr(addr)
+	}
+	names := serverNames(cfg)
+	urls := make([]string, len(names))
+	for i, n := range names {
+		urls[i] = base + "/mcp/" + n
+	}
+	what := "an MCP client to "
+	if len(urls) > 1 {
+		what = "MCP clients to "
+	}
+	line := fmt.Sprintf("mcpgw %s listening on http://%s — connect %s%s", version, addr, what, strings.Join(urls, ", "))
+	if cfg.Auth.Mode == config.AuthRequired {
+		line += " (" + credentialsNeeded(&cfg.Auth) + ")"
+	}
+	return line
+}
+
+// credentialsNeeded says what a client must send, in a few words.
+func credentialsNeeded(a *config.Auth) string {
+	switch {
+	case len(a.Tokens) > 0 && a.JWT != nil:
+		return "needs a token: a bearer token from auth.tokens or a JWT from " + a.JWT.Issuer
+	case a.JWT != nil:
+		return "needs a JWT from " + a.JWT.Issuer
+	default:
+		return `needs a token: "Authorization: Bearer <token>", see auth.tokens`
+	}
+}
+
+// clientAddr is addr as a client on this machine dials it: an unspecified
+// host (0.0.0.0, ::) becomes the loopback address of its family.
+func clientAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if ip.To4() != nil {
+			host = "127.0.0.1"
+		} else {
+			host = "::1"
+		}
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
