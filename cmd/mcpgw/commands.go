@@ -37,6 +37,7 @@ var commands = []*command{
 	checkCommand,
 	importCommand,
 	tokenCommand,
+	oauthCommand,
 	versionCommand,
 	demoServerCommand,
 }

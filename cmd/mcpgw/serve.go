@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -158,7 +159,19 @@ func runServe(ctx context.Context, c *cli, path, listen string) error {
 	if err != nil {
 		return listenError(cfg.Listen, err)
 	}
-	g := gateway.New(cfg, &gateway.Options{Logger: log, Getenv: c.lookupEnv, Version: versionString()})
+	gopts := &gateway.Options{Logger: log, Getenv: c.lookupEnv, Version: versionString()}
+	var g *gateway.Gateway
+	if cfg.Auth.OAuth != nil {
+		as, st, err := startOAuth(ctx, cfg, log, func(r *http.Request) string { return g.ClientIP(r) })
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer st.Close()
+		defer as.Close()
+		gopts.OAuth = as
+	}
+	g = gateway.New(cfg, gopts)
 	// Before the startup line: the containers an earlier instance left
 	// are removed, and warm processes start.
 	if err := g.Open(ctx); err != nil {

@@ -1,7 +1,11 @@
-// Package auth owns client authentication: static bearer tokens
-// compared by SHA-256 digest in constant time, and JSON Web Tokens (OIDC
-// ID tokens, Cloudflare Access application tokens) verified with
-// github.com/coreos/go-oidc/v3 against the issuer's published keys.
+// Package auth owns client authentication, the resource server's side of
+// OAuth: static bearer tokens compared by SHA-256 digest in constant time;
+// JSON Web Tokens of another issuer (OIDC ID tokens, Cloudflare Access
+// application tokens) verified with github.com/coreos/go-oidc/v3 against
+// the issuer's published keys; and the access tokens of mcpgw's own
+// authorization server (auth.oauth), whose audience must be the resource
+// the request is for (RFC 8707, RFC 9068). Verified JWTs are cached until
+// they expire, so that a known token costs a map lookup.
 //
 // An Authenticator turns the headers of a request into an Identity or a
 // *Failure whose Reason is safe to log. Nothing in this package logs, and
@@ -14,6 +18,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,8 +30,11 @@ type Identity struct {
 	// Name is the token's name, or the JWT's email (lower-cased), else
 	// common_name (Cloudflare Access service tokens), else sub.
 	Name string
-	// Method is "token" or "jwt".
+	// Method is "token", "jwt" or "oauth" (a token of mcpgw's own
+	// authorization server).
 	Method string
+	// Scopes are the scopes an "oauth" token carries.
+	Scopes []string
 }
 
 // Reason is why authentication failed. Reasons are fixed words, safe to
@@ -46,6 +54,7 @@ const (
 	ReasonExpired     Reason = "expired"
 	ReasonNotYetValid Reason = "not yet valid"
 	ReasonNoIdentity  Reason = "no identity claim"
+	ReasonRevoked     Reason = "revoked"
 )
 
 // Failure is an authentication failure: the request gets 401.
@@ -80,7 +89,22 @@ type Options struct {
 	// MinRefresh is the least time between two JWKS fetches triggered
 	// by unknown key ids; 0 means 30s.
 	MinRefresh time.Duration
+	// Issuer, when set, is mcpgw's own authorization server, whose
+	// access tokens are accepted in Authorization.
+	Issuer Issuer
+	// Recheck is how long a cached verification of an issued token is
+	// trusted before its grant is looked at again (a revocation takes
+	// effect within it); 0 means 30s. External JWTs are verified again
+	// after 10 times as long.
+	Recheck time.Duration
+	// CacheSize bounds the cached verifications; 0 means 10000.
+	CacheSize int
 }
+
+const (
+	defaultRecheck   = 30 * time.Second
+	defaultCacheSize = 10000
+)
 
 // Authenticator checks credentials against an auth configuration. It is
 // safe for concurrent use; it starts no goroutines.
@@ -90,6 +114,10 @@ type Authenticator struct {
 	// bearerIsJWT: an Authorization bearer that is no configured token
 	// is verified as a JWT.
 	bearerIsJWT bool
+	issued      *issuedVerifier // nil without auth.oauth
+	cache       *tokenCache
+	now         func() time.Time
+	recheck     time.Duration
 }
 
 // New returns an Authenticator for a validated auth configuration with
@@ -98,7 +126,21 @@ func New(cfg *config.Auth, opts *Options) *Authenticator {
 	if opts == nil {
 		opts = &Options{}
 	}
-	a := &Authenticator{tokens: cfg.Tokens}
+	a := &Authenticator{tokens: cfg.Tokens, now: opts.Now, recheck: opts.Recheck}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.recheck <= 0 {
+		a.recheck = defaultRecheck
+	}
+	size := opts.CacheSize
+	if size <= 0 {
+		size = defaultCacheSize
+	}
+	a.cache = newTokenCache(size)
+	if opts.Issuer != nil {
+		a.issued = &issuedVerifier{issuer: opts.Issuer, now: a.now}
+	}
 	if cfg.JWT != nil {
 		a.jwt = newJWTVerifier(cfg.JWT, opts)
 		for _, h := range cfg.JWT.Headers {
@@ -125,6 +167,17 @@ func (a *Authenticator) Close() {
 // first one present decides: a credential that is present but invalid is a
 // failure, never a fall-through to another header or to anonymous.
 func (a *Authenticator) Authenticate(ctx context.Context, h http.Header) (Identity, error) {
+	return a.AuthenticateResource(ctx, h, "")
+}
+
+// AuthenticateResource is Authenticate for a request to resource (the
+// canonical URL of one server, public_url/mcp/NAME): a token of mcpgw's
+// own authorization server must have been issued for it (RFC 8707). An
+// empty resource accepts such a token for any of the gateway's servers.
+//
+// A configured static token is checked first, so that presenting one
+// never meets an OAuth challenge.
+func (a *Authenticator) AuthenticateResource(ctx context.Context, h http.Header, resource string) (Identity, error) {
 	bearer, hasBearer, err := bearerToken(h)
 	if err != nil {
 		return Identity{}, err
@@ -132,6 +185,20 @@ func (a *Authenticator) Authenticate(ctx context.Context, h http.Header) (Identi
 	if hasBearer && len(a.tokens) > 0 {
 		if name, ok := a.matchToken(bearer); ok {
 			return Identity{Name: name, Method: "token"}, nil
+		}
+	}
+	if hasBearer && a.issued != nil && strings.Count(bearer, ".") == 2 {
+		if e := a.cache.get(bearer); e != nil && e.grantID != "" {
+			return a.issuedHit(ctx, bearer, e, resource)
+		}
+		if issuedBy(bearer, a.issued.issuer.Issuer()) {
+			e, err := a.issued.verify(ctx, bearer)
+			if err != nil {
+				return Identity{}, err
+			}
+			e.recheck.Store(a.now().Add(a.recheck).UnixNano())
+			a.cache.put(bearer, e, a.now())
+			return a.issuedHit(ctx, bearer, e, resource)
 		}
 	}
 	if a.jwt != nil {
@@ -156,13 +223,64 @@ func (a *Authenticator) Authenticate(ctx context.Context, h http.Header) (Identi
 				}
 				raw = vals[0]
 			}
-			return a.jwt.verify(ctx, raw)
+			return a.verifyJWT(ctx, raw)
 		}
 	}
 	if hasBearer {
 		return Identity{}, fail(ReasonUnknown, "")
 	}
 	return Identity{}, &Failure{Reason: ReasonMissing}
+}
+
+// issuedHit checks a verified issued token against the request: not
+// expired, for this resource, its grant still standing (looked at again
+// once recheck has passed).
+func (a *Authenticator) issuedHit(ctx context.Context, raw string, e *cacheEntry, resource string) (Identity, error) {
+	now := a.now()
+	if !now.Before(e.expires) {
+		a.cache.drop(raw)
+		return Identity{}, fail(ReasonExpired, "")
+	}
+	if resource != "" && !slices.Contains(e.audience, resource) {
+		return Identity{}, fail(ReasonAudience, "the token was issued for another server")
+	}
+	if now.UnixNano() >= e.recheck.Load() {
+		ok, err := a.issued.issuer.GrantActive(ctx, e.grantID)
+		if err != nil {
+			return Identity{}, fail(ReasonRevoked, "grant lookup failed: "+err.Error())
+		}
+		if !ok {
+			a.cache.drop(raw)
+			return Identity{}, fail(ReasonRevoked, "")
+		}
+		e.recheck.Store(now.Add(a.recheck).UnixNano())
+	}
+	return e.id, nil
+}
+
+// verifyJWT verifies a JWT of auth.jwt's issuer, through the cache: a
+// token verified before is trusted until it expires, and verified again
+// every 10 recheck intervals (the issuer may have withdrawn its key).
+func (a *Authenticator) verifyJWT(ctx context.Context, raw string) (Identity, error) {
+	now := a.now()
+	if e := a.cache.get(raw); e != nil && e.grantID == "" {
+		if !now.Before(e.expires) {
+			a.cache.drop(raw)
+			return Identity{}, fail(ReasonExpired, "")
+		}
+		if now.UnixNano() < e.recheck.Load() {
+			return e.id, nil
+		}
+	}
+	id, exp, err := a.jwt.verifyExp(ctx, raw)
+	if err != nil {
+		a.cache.drop(raw)
+		return Identity{}, err
+	}
+	e := &cacheEntry{id: id, expires: exp}
+	e.recheck.Store(now.Add(10 * a.recheck).UnixNano())
+	a.cache.put(raw, e, now)
+	return id, nil
 }
 
 // matchToken compares the token's digest with every configured digest in
@@ -238,14 +356,11 @@ func parseBearer(v string) (string, bool) {
 	for i := 0; i < len(tok); i++ {
 		c := tok[i]
 		switch {
+		case b64token[c] && !pad:
 		case c == '=':
 			pad = true
-		case pad:
-			return "", false // only padding after the first "="
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
-			c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
 		default:
-			return "", false
+			return "", false // not b64token, or not only padding after the first "="
 		}
 	}
 	if tok[0] == '=' {
@@ -253,6 +368,15 @@ func parseBearer(v string) (string, bool) {
 	}
 	return tok, true
 }
+
+// b64token marks the characters of RFC 6750's b64token before padding: a
+// table, since every request's token (up to 16 KiB) is scanned.
+var b64token = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~+/", byte(c)) >= 0
+	}
+	return t
+}()
 
 func equalFoldASCII(a, b string) bool {
 	if len(a) != len(b) {

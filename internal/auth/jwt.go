@@ -70,53 +70,56 @@ func setReason(ctx context.Context, r Reason) {
 	}
 }
 
-func (v *jwtVerifier) verify(ctx context.Context, raw string) (Identity, error) {
+// verifyExp verifies a JWT and returns its identity and until when the
+// token is valid (its exp plus the clock skew).
+func (v *jwtVerifier) verifyExp(ctx context.Context, raw string) (Identity, time.Time, error) {
+	var noTime time.Time
 	if len(raw) > maxCredentialBytes {
-		return Identity{}, fail(ReasonMalformed, "token too long")
+		return Identity{}, noTime, fail(ReasonMalformed, "token too long")
 	}
 	hdr, err := parseHeader(raw)
 	if err != nil {
-		return Identity{}, fail(ReasonMalformed, err.Error())
+		return Identity{}, noTime, fail(ReasonMalformed, err.Error())
 	}
 	if !slices.Contains(v.algs, hdr.Alg) {
 		// Refused before any key is looked at: "none", and HMAC with a
 		// public key as the secret, never reach a verifier.
-		return Identity{}, fail(ReasonAlgorithm, fmt.Sprintf("alg %q", clip.String(hdr.Alg, 16)))
+		return Identity{}, noTime, fail(ReasonAlgorithm, fmt.Sprintf("alg %q", clip.String(hdr.Alg, 16)))
 	}
 	var reason Reason
 	tok, err := v.verifier.Verify(context.WithValue(ctx, reasonKey{}, &reason), raw)
 	if err != nil {
 		switch {
 		case reason != "":
-			return Identity{}, fail(reason, "")
+			return Identity{}, noTime, fail(reason, "")
 		case strings.Contains(err.Error(), "issued by a different provider"):
-			return Identity{}, fail(ReasonIssuer, "")
+			return Identity{}, noTime, fail(ReasonIssuer, "")
 		default:
-			return Identity{}, fail(ReasonMalformed, "")
+			return Identity{}, noTime, fail(ReasonMalformed, "")
 		}
 	}
 	var c claims
 	if err := tok.Claims(&c); err != nil {
-		return Identity{}, fail(ReasonMalformed, "claims")
+		return Identity{}, noTime, fail(ReasonMalformed, "claims")
 	}
 	if !slices.ContainsFunc(tok.Audience, func(a string) bool { return slices.Contains(v.cfg.Audiences, a) }) {
-		return Identity{}, fail(ReasonAudience, "")
+		return Identity{}, noTime, fail(ReasonAudience, "")
 	}
 	now := v.now()
 	exp, ok := numericDate(c.Expiry)
 	if !ok {
-		return Identity{}, fail(ReasonMalformed, "no valid exp claim")
+		return Identity{}, noTime, fail(ReasonMalformed, "no valid exp claim")
 	}
 	if !now.Before(exp.Add(v.cfg.ClockSkew)) {
-		return Identity{}, fail(ReasonExpired, "")
+		return Identity{}, noTime, fail(ReasonExpired, "")
 	}
 	if c.NotBefore != nil {
 		nbf, ok := numericDate(c.NotBefore)
 		if !ok {
-			return Identity{}, fail(ReasonMalformed, "invalid nbf claim")
+			return Identity{}, noTime, fail(ReasonMalformed, "invalid nbf claim")
 		}
 		if now.Add(v.cfg.ClockSkew).Before(nbf) {
-			return Identity{}, fail(ReasonNotYetValid, "")
+			return Identity{}, noTime, fail(ReasonNotYetValid, "")
 		}
 	}
 	var name string
@@ -131,9 +134,9 @@ func (v *jwtVerifier) verify(ctx context.Context, raw string) (Identity, error) 
 	case c.Subject != "":
 		name = c.Subject
 	default:
-		return Identity{}, fail(ReasonNoIdentity, "")
+		return Identity{}, noTime, fail(ReasonNoIdentity, "")
 	}
-	return Identity{Name: clip.String(name, 256), Method: "jwt"}, nil
+	return Identity{Name: clip.String(name, 256), Method: "jwt"}, exp.Add(v.cfg.ClockSkew), nil
 }
 
 // numericDate converts a NumericDate claim (RFC 7519, section 2: seconds

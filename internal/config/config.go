@@ -121,6 +121,16 @@ func normalize(c *Config) {
 			j.Headers[i] = textproto.CanonicalMIMEHeaderKey(h)
 		}
 	}
+	if o := c.Auth.OAuth; o != nil {
+		for i, u := range o.Users {
+			if strings.Contains(u, "@") {
+				o.Users[i] = strings.ToLower(u)
+			}
+		}
+		for i, h := range o.RedirectHosts {
+			o.RedirectHosts[i] = strings.ToLower(strings.TrimSuffix(h, "."))
+		}
+	}
 	for _, s := range c.Servers {
 		for i, a := range s.Allow {
 			if strings.Contains(a, "@") {

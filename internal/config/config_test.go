@@ -180,7 +180,7 @@ func TestParseFull(t *testing.T) {
 			"git_2": defaultServer("git_2", "mcp-server-git"),
 		},
 		Auth: Auth{
-			Mode: AuthRequired,
+			Mode: AuthRequired, Advertise: true,
 			Tokens: []Token{
 				{Name: "laptop", SHA256: mustHex("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")},
 				{Name: "ci.bot", SHA256: sha(ciToken)},
@@ -295,7 +295,7 @@ func TestDefaultsDocumented(t *testing.T) {
 			ReadTimeout:     30 * time.Second,
 			MaxSessions:     4096,
 		},
-		Auth: Auth{Mode: AuthLocal},
+		Auth: Auth{Mode: AuthLocal, Advertise: true},
 		Servers: map[string]*Server{"s": {
 			Name:    "s",
 			Runtime: "native",
@@ -402,7 +402,7 @@ func TestParseProblems(t *testing.T) {
 		{
 			name: "auth mode conflicts",
 			yaml: "auth:\n  mode: none\n  tokens: [{name: a, sha256: " + strings.Repeat("ab", 32) + "}]\nservers: {a: {command: [x]}}\n",
-			want: []string{"auth.mode: none turns authentication off, but tokens or jwt are set: remove mode: none to require them (line 2)"},
+			want: []string{"auth.mode: none turns authentication off, but tokens, jwt or oauth are set: remove mode: none to require them (line 2)"},
 		},
 		{
 			name: "auth mode unknown",
@@ -1364,7 +1364,7 @@ func TestDocsExamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := envOf(map[string]string{"MCPGW_BIN": "/usr/bin/mcpgw", "GITHUB_TOKEN": "x",
-		"MCPGW_CI_TOKEN": ciToken, "MCPGW_LAPTOP_TOKEN": ciToken, "PROJECTS_DIR": projects})
+		"MCPGW_CI_TOKEN": ciToken, "MCPGW_LAPTOP_TOKEN": ciToken, "PROJECTS_DIR": projects, "GOOGLE_SECRET": "s"})
 	blocks := strings.Split(string(doc), "```yaml\n")[1:]
 	if len(blocks) < 5 {
 		t.Fatalf("found %d YAML examples in docs/config.md, want at least 5", len(blocks))

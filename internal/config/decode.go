@@ -136,7 +136,11 @@ func (d *decoder) decode(data []byte) *Config {
 		"rate":            d.rate(&c.Rate),
 		"session_rate":    d.rate(&c.SessionRate),
 		"workspaces":      d.env(&c.Workspaces),
+		"state_dir":       d.str(&c.StateDir),
 	}, reservedTopKeys)
+	if c.StateDir == "" {
+		c.StateDir = defaultStateDir(d.lookupEnv)
+	}
 	return c
 }
 

@@ -12,7 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Decoders of the authentication keys: auth, trusted_proxies, rate.
+// Decoders of auth, trusted_proxies and rate.
 
 // auth decodes the auth: mapping. Writing the key at all leaves the local
 // mode: the mode becomes what the mapping says (mode: none) or implies
@@ -23,14 +23,16 @@ func (d *decoder) auth(path string, n *yaml.Node, a *Auth) {
 	}
 	mode := ""
 	d.mapping(path, n, fields{
-		"mode":   d.str(&mode),
-		"tokens": func(p string, n *yaml.Node) { d.tokens(p, n, &a.Tokens) },
-		"jwt":    func(p string, n *yaml.Node) { d.jwt(p, n, &a.JWT) },
+		"mode":      d.str(&mode),
+		"tokens":    func(p string, n *yaml.Node) { d.tokens(p, n, &a.Tokens) },
+		"jwt":       func(p string, n *yaml.Node) { d.jwt(p, n, &a.JWT) },
+		"advertise": d.boolean(&a.Advertise),
+		"oauth":     func(p string, n *yaml.Node) { d.oauth(p, n, &a.OAuth) },
 	}, nil)
 	switch {
 	case mode != "":
 		a.Mode = mode
-	case len(a.Tokens) > 0 || a.JWT != nil:
+	case len(a.Tokens) > 0 || a.JWT != nil || a.OAuth != nil:
 		a.Mode = AuthRequired
 	default:
 		a.Mode = "" // validation: "set tokens or jwt, or mode: none"

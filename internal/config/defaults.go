@@ -1,7 +1,9 @@
 package config
 
 import (
+	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -44,6 +46,21 @@ const (
 	defaultClockSkew = 60 * time.Second
 	defaultRatePer   = "identity"
 
+	// The OAuth authorization server (auth.oauth).
+	defaultAdvertise          = true
+	defaultAccessTokenTTL     = 15 * time.Minute
+	defaultRefreshTokenTTL    = 720 * time.Hour
+	defaultCodeTTL            = time.Minute
+	defaultRegistration       = RegistrationOpen
+	defaultRegistrationRPS    = 0.1 // one registration per 10 s per address…
+	defaultRegistrationBurst  = 10  // …after a burst of ten
+	defaultRegistrationPer    = "ip"
+	defaultMaxClients         = 1000
+	defaultClientMetadataDocs = true
+	defaultGitHubURL          = "https://github.com"
+	defaultGitHubAPIURL       = "https://api.github.com"
+	defaultStateSubdir        = "mcpgw" // under $XDG_STATE_HOME or ~/.local/state
+
 	defaultContainerNetwork   = "none"
 	defaultContainerReadOnly  = true
 	defaultContainerTmpSize   = 64 << 20 // 64 MiB
@@ -59,6 +76,27 @@ const (
 // mutable.
 func defaultJWTHeaders() []string    { return []string{"Cf-Access-Jwt-Assertion", "Authorization"} }
 func defaultJWTAlgorithms() []string { return []string{"RS256", "ES256"} }
+
+// defaultRedirectHosts are the hosts whose redirect URIs clients may
+// register: Claude (web, Desktop, mobile), ChatGPT, and this machine for
+// native clients (RFC 8252, section 7.3).
+func defaultRedirectHosts() []string {
+	return []string{"claude.ai", "claude.com", "chatgpt.com", "localhost", "127.0.0.1", "::1"}
+}
+func defaultOIDCScopes() []string { return []string{"email", "profile"} }
+
+// defaultStateDir is the per-user state directory: $XDG_STATE_HOME/mcpgw,
+// else ~/.local/state/mcpgw (XDG Base Directory Specification); "" when
+// neither variable is set.
+func defaultStateDir(lookupEnv func(string) (string, bool)) string {
+	if v, ok := lookupEnv("XDG_STATE_HOME"); ok && strings.HasPrefix(v, "/") {
+		return filepath.Join(v, defaultStateSubdir)
+	}
+	if v, ok := lookupEnv("HOME"); ok && strings.HasPrefix(v, "/") {
+		return filepath.Join(v, ".local", "state", defaultStateSubdir)
+	}
+	return ""
+}
 
 // Bounds, inclusive. A lower bound of positive means "greater than zero": a
 // zero timeout or limit would make the gateway refuse all work.
@@ -88,6 +126,13 @@ const (
 	minMaxInflightPerProc, maxMaxInflightPerProc = 1, 10000
 
 	minClockSkew, maxClockSkew = 0, 5 * time.Minute
+	// auth.oauth lifetimes and bounds.
+	minAccessTokenTTL, maxAccessTokenTTL   = time.Minute, 24 * time.Hour
+	minRefreshTokenTTL, maxRefreshTokenTTL = time.Hour, 8760 * time.Hour
+	minCodeTTL, maxCodeTTL                 = 10 * time.Second, 10 * time.Minute
+	minMaxClients, maxMaxClients           = 1, 1000000
+	maxOAuthUsers, maxRedirectHosts        = 1000, 100
+	maxScopes                              = 32
 	// A bearer token from value_env must have at least this many bytes;
 	// mcpgw token prints 43.
 	minTokenBytes = 32
@@ -128,7 +173,22 @@ func newConfig() *Config {
 			MaxSessions:     defaultMaxSessions,
 		},
 		Servers: map[string]*Server{},
-		Auth:    Auth{Mode: AuthLocal},
+		Auth:    Auth{Mode: AuthLocal, Advertise: defaultAdvertise},
+	}
+}
+
+// newOAuth returns auth.oauth with the defaults of the keys it may leave
+// out.
+func newOAuth() *OAuth {
+	return &OAuth{
+		AccessTokenTTL:          defaultAccessTokenTTL,
+		RefreshTokenTTL:         defaultRefreshTokenTTL,
+		CodeTTL:                 defaultCodeTTL,
+		Registration:            defaultRegistration,
+		RegistrationRate:        &Rate{RequestsPerSecond: defaultRegistrationRPS, Burst: defaultRegistrationBurst, Per: defaultRegistrationPer},
+		MaxClients:              defaultMaxClients,
+		RedirectHosts:           defaultRedirectHosts(),
+		ClientMetadataDocuments: defaultClientMetadataDocs,
 	}
 }
 

@@ -43,6 +43,11 @@ type Config struct {
 	// Servers mount them through Server.Workspaces, which hold the
 	// resolved paths.
 	Workspaces map[string]string
+	// StateDir is the directory of persistent state (the OAuth
+	// authorization server's clients, grants and keys): state_dir, else
+	// the per-user default (see defaultStateDir); "" when neither is
+	// known.
+	StateDir string
 }
 
 // Auth modes (Auth.Mode).
@@ -66,6 +71,13 @@ type Auth struct {
 	Tokens []Token
 	// JWT verifies OIDC / Cloudflare Access JWTs; nil when not configured.
 	JWT *JWT
+	// Advertise puts OAuth discovery hints (resource_metadata in 401
+	// challenges, the protected resource metadata) on the wire; false
+	// for deployments whose clients all send tokens.
+	Advertise bool
+	// OAuth makes the gateway its own OAuth 2.1 authorization server;
+	// nil when not configured.
+	OAuth *OAuth
 }
 
 // Token is one static bearer token. Its identity is Name.

@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-// Validation of the authentication keys: auth, allow, rate.
+// Validation of auth, allow and rate.
 
 // TokenNamePattern is what a bearer token's name must match. It has no "@",
 // so that a token name can never be mistaken for an e-mail identity in an
@@ -37,16 +37,16 @@ func (v *validator) auth(c *Config) {
 				break
 			}
 		}
-		if len(a.Tokens) > 0 || a.JWT != nil {
-			v.add("auth.mode", "local mode checks no credentials; drop tokens and jwt")
+		if len(a.Tokens) > 0 || a.JWT != nil || a.OAuth != nil {
+			v.add("auth.mode", "local mode checks no credentials; drop tokens, jwt and oauth")
 		}
 	case AuthNone:
-		if len(a.Tokens) > 0 || a.JWT != nil {
-			v.add("auth.mode", "none turns authentication off, but tokens or jwt are set: remove mode: none to require them")
+		if len(a.Tokens) > 0 || a.JWT != nil || a.OAuth != nil {
+			v.add("auth.mode", "none turns authentication off, but tokens, jwt or oauth are set: remove mode: none to require them")
 		}
 	case AuthRequired:
-		if len(a.Tokens) == 0 && a.JWT == nil {
-			v.add("auth", "required needs tokens or jwt")
+		if len(a.Tokens) == 0 && a.JWT == nil && a.OAuth == nil {
+			v.add("auth", "required needs tokens, jwt or oauth")
 		}
 	case "":
 		v.add("auth", "set tokens or jwt, or write mode: none to turn authentication off explicitly")
@@ -75,6 +75,7 @@ func (v *validator) auth(c *Config) {
 	if j := a.JWT; j != nil {
 		v.jwt("auth.jwt", j)
 	}
+	v.oauth(c)
 }
 
 func (v *validator) jwt(path string, j *JWT) {

@@ -51,10 +51,10 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, server st
 		ri.identity = anonymous
 		return true
 	}
-	id, err := g.auth.Authenticate(r.Context(), r.Header)
+	id, err := g.auth.AuthenticateResource(r.Context(), r.Header, g.resource(r, server))
 	if err == nil {
 		ri.identity = id.Name
-		return true
+		return g.scoped(w, r, server, id)
 	}
 	f, ok := auth.IsFailure(err)
 	if !ok {
@@ -63,10 +63,10 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, server st
 	// The log gets the reason with its detail, never the credential; the
 	// client gets the reason only (RFC 6750, section 3).
 	ri.errMsg = "authentication failed: " + f.Error()
-	challenge := fmt.Sprintf(`Bearer resource_metadata=%q`, g.baseURL(r)+metadataPath+"/mcp/"+server)
+	challenge := g.challenge(r, server, "", "")
 	msg := "authentication required: send Authorization: Bearer TOKEN"
 	if f.Presented {
-		challenge += fmt.Sprintf(`, error="invalid_token", error_description=%q`, string(f.Reason))
+		challenge = g.challenge(r, server, "invalid_token", string(f.Reason))
 		msg = "invalid credentials: " + string(f.Reason)
 	}
 	w.Header().Set("WWW-Authenticate", challenge)
@@ -177,6 +177,10 @@ func (g *Gateway) clientIP(r *http.Request) string {
 	return addr.String()
 }
 
+// ClientIP is clientIP for other components of the front door (the
+// authorization server's registration rate limit).
+func (g *Gateway) ClientIP(r *http.Request) string { return g.clientIP(r) }
+
 func (g *Gateway) trusted(a netip.Addr) bool {
 	for _, p := range g.cfg.TrustedProxies {
 		if p.Contains(a) {
@@ -207,6 +211,7 @@ func (g *Gateway) baseURL(r *http.Request) string {
 type resourceMetadata struct {
 	Resource               string   `json:"resource"`
 	AuthorizationServers   []string `json:"authorization_servers,omitempty"`
+	ScopesSupported        []string `json:"scopes_supported,omitempty"`
 	BearerMethodsSupported []string `json:"bearer_methods_supported"`
 	ResourceName           string   `json:"resource_name,omitempty"`
 }
@@ -216,7 +221,7 @@ type resourceMetadata struct {
 // after a 401 (MCP spec 2025-06-18, basic/authorization, "Authorization
 // Server Discovery"). Only served when authentication is required.
 func (g *Gateway) handleMetadata(w http.ResponseWriter, r *http.Request, rest string) {
-	if g.auth == nil {
+	if g.auth == nil || !g.cfg.Auth.Advertise {
 		writeError(w, r, http.StatusNotFound, nil, jsonrpc.CodeInvalidRequest, "not found: no authentication is configured", 0)
 		return
 	}
@@ -246,8 +251,12 @@ func (g *Gateway) handleMetadata(w http.ResponseWriter, r *http.Request, rest st
 		BearerMethodsSupported: []string{"header"},
 		ResourceName:           "mcpgw",
 	}
+	if g.cfg.Auth.OAuth != nil {
+		md.AuthorizationServers = append(md.AuthorizationServers, g.cfg.PublicURL)
+		md.ScopesSupported = g.requiredScopes()
+	}
 	if j := g.cfg.Auth.JWT; j != nil {
-		md.AuthorizationServers = []string{j.Issuer}
+		md.AuthorizationServers = append(md.AuthorizationServers, j.Issuer)
 	}
 	body, _ := json.Marshal(md)
 	w.Header().Set("Access-Control-Allow-Origin", "*")

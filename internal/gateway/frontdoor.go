@@ -167,6 +167,10 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
 		g.handleReady(w, r)
 		return
 	}
+	if g.cfg.Auth.OAuth != nil && oauthPath(raw) {
+		g.serveOAuth(w, r)
+		return
+	}
 	if rest, ok := strings.CutPrefix(raw, metadataPath); ok && (rest == "" || rest[0] == '/') {
 		g.handleMetadata(w, r, rest)
 		return

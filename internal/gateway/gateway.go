@@ -42,6 +42,11 @@ type Options struct {
 	Version string
 	// Auth tunes authentication (JWKS client, clock); nil is production.
 	Auth *auth.Options
+	// OAuth is the authorization server of auth.oauth, which the caller
+	// builds over the state directory and closes after Shutdown; without
+	// it the authorization server's paths answer 503 and its tokens are
+	// refused.
+	OAuth AuthorizationServer
 }
 
 // Gateway serves MCP for the configured servers.
@@ -56,6 +61,7 @@ type Gateway struct {
 	openErr  error
 
 	auth         *auth.Authenticator // nil: no authentication (local or none)
+	oauth        AuthorizationServer // nil: no auth.oauth
 	limits       limits              // gateway-wide rate limits
 	serverLimits map[string]limits   // per-server rate limits
 
@@ -94,7 +100,17 @@ func New(cfg *config.Config, opts *Options) *Gateway {
 	}
 	switch cfg.Auth.Mode {
 	case config.AuthRequired:
-		g.auth = auth.New(&cfg.Auth, opts.Auth)
+		ao := &auth.Options{}
+		if opts.Auth != nil {
+			*ao = *opts.Auth
+		}
+		if cfg.Auth.OAuth != nil && opts.OAuth != nil {
+			g.oauth = opts.OAuth
+			ao.Issuer = opts.OAuth
+		} else if cfg.Auth.OAuth != nil {
+			log.Error("auth.oauth is configured but no authorization server was given: its endpoints answer 503")
+		}
+		g.auth = auth.New(&cfg.Auth, ao)
 	case config.AuthNone:
 		log.Warn("authentication is off (auth: {mode: none}): anyone who can reach the gateway can use every server", "listen", cfg.Listen)
 	}

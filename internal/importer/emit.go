@@ -10,6 +10,8 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/mcpgw/mcpgw/internal/clip"
+
 	"github.com/mcpgw/mcpgw/internal/config"
 )
 
@@ -141,7 +143,7 @@ func writeWrapped(b *strings.Builder, head, cont, text string) {
 // description from the source file) safe inside a comment: quoted, with
 // newlines and control characters escaped, and bounded.
 func quoteComment(s string) string {
-	return strconv.Quote(truncate(s, 120))
+	return strconv.Quote(clip.String(s, 120))
 }
 
 // oneLineComment removes line breaks from text written in a comment.

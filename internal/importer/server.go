@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/mcpgw/mcpgw/internal/clip"
 )
 
 // server is one server as it will be written.
@@ -41,7 +43,7 @@ type source struct {
 // server converts and writes one member of the servers object. It
 // returns the mcpgw name and whether the server was written.
 func (c *converter) server(m member) (string, bool) {
-	label := fmt.Sprintf("server %q (line %d)", truncate(m.key, 64), m.line)
+	label := fmt.Sprintf("server %q (line %d)", clip.String(m.key, 64), m.line)
 	src, err := c.readSource(m)
 	if err != nil {
 		c.note("%s: not imported: %v", label, err)
@@ -162,7 +164,7 @@ func (c *converter) readSource(m member) (*source, error) {
 			src.remote = src.typ + ", " + src.remote
 		}
 	default:
-		return nil, fmt.Errorf("its type %q is unknown", truncate(src.typ, 32))
+		return nil, fmt.Errorf("its type %q is unknown", clip.String(src.typ, 32))
 	}
 	return src, nil
 }

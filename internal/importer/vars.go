@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/mcpgw/mcpgw/internal/clip"
 )
 
 // Variable syntaxes of the source tools, and what they become:
@@ -104,7 +106,7 @@ func (c *converter) reference(inner string, t *translated) string {
 		}
 		return ref(name)
 	}
-	t.notes = append(t.notes, "${"+truncate(inner, 40)+"} has no mcpgw equivalent: it is kept as literal text")
+	t.notes = append(t.notes, "${"+clip.String(inner, 40)+"} has no mcpgw equivalent: it is kept as literal text")
 	return escapeDollars("${" + inner + "}")
 }
 
@@ -144,10 +146,3 @@ func envVarName(s string) string {
 }
 
 func escapeDollars(s string) string { return strings.ReplaceAll(s, "$", "$$") }
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
