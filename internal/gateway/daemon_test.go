@@ -338,6 +338,12 @@ func TestDaemonCrashLoopBacksOff(t *testing.T) {
 	if r.Header.Get("Retry-After") == "" || r.errorCode() != -32004 {
 		t.Errorf("503 without Retry-After or -32004: %s", r.Body)
 	}
+	// Each crash counts once: the first restarts at once, the second backs
+	// off for a second, in one log line.
+	lines := h.logs.find("server keeps failing; backing off", nil)
+	if len(lines) != 1 || fmt.Sprint(lines[0]["failures"]) != "2" || fmt.Sprint(lines[0]["retry_in_ms"]) != "1000" {
+		t.Errorf("back-off log lines after two crashes: %v, want one with failures 2 and retry_in_ms 1000", lines)
+	}
 	rr := h.do(mustReq(t, http.MethodGet, h.base+"/readyz"))
 	if !strings.Contains(string(rr.Body), `"failed":true`) || !strings.Contains(string(rr.Body), "crash loop") {
 		t.Errorf("readyz does not mark the server failed: %s", rr.Body)

@@ -147,17 +147,30 @@ func TestRequestTimeout(t *testing.T) {
 	}
 }
 
+// The 504 of a server that never answers initialize arrives at the
+// startup timeout, before the stop sequence of a process that ignores
+// SIGTERM (two kill graces) has run.
 func TestStartupTimeout(t *testing.T) {
-	h := newHarness(t, baseYAML+`  t:
+	for _, mode := range []string{"launcher", "daemon"} {
+		t.Run(mode, func(t *testing.T) {
+			h := newHarness(t, baseYAML+`  t:
     command: ["${TESTBIN}"]
-    env: {MCPGW_TESTSERVER: "1", MCPGW_TESTSERVER_NO_INIT: "1"}
-    timeouts: {startup: 300ms, kill_grace: 200ms}
+    env: {MCPGW_TESTSERVER: "1", MCPGW_TESTSERVER_NO_INIT: "1", MCPGW_TESTSERVER_IGNORE_TERM: "1"}
+    mode: `+mode+`
+    timeouts: {startup: 300ms, kill_grace: 1s}
 `)
-	r := h.post("t", fmt.Sprintf(initBody, "2025-06-18"), nil)
-	if r.Status != http.StatusGatewayTimeout || r.errorCode() != -32001 {
-		t.Errorf("startup timeout: %d %s, want 504 with -32001", r.Status, r.Body)
+			start := time.Now()
+			r := h.post("t", fmt.Sprintf(initBody, "2025-06-18"), nil)
+			d := time.Since(start)
+			if r.Status != http.StatusGatewayTimeout || r.errorCode() != -32001 {
+				t.Errorf("startup timeout: %d %s, want 504 with -32001", r.Status, r.Body)
+			}
+			if d < 300*time.Millisecond || d > 1500*time.Millisecond {
+				t.Errorf("504 after %s, want it at the startup timeout (300ms), not after the kill graces (2s)", d)
+			}
+			eventually(t, 5*time.Second, "the process slot to be released", func() bool { return h.g.mgr.Stats("t").Processes == 0 })
+		})
 	}
-	eventually(t, 5*time.Second, "the process slot to be released", func() bool { return h.g.mgr.Stats("t").Processes == 0 })
 }
 
 func TestUnstartableServerIs503(t *testing.T) {

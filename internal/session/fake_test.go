@@ -38,6 +38,10 @@ type script struct {
 	// message sees every other message (notifications, responses to the
 	// server's own requests); default: nothing.
 	message func(s *fakeServer, m *jsonrpc.Message)
+	// lingers keeps the process running after its stdin is closed, until
+	// it is killed at the end of its kill grace; default: it exits when
+	// stdin closes.
+	lingers bool
 }
 
 // fakeServer is the scripted side of one fake process.
@@ -218,7 +222,9 @@ func (l *fakeLauncher) Start(_ context.Context, sc *config.Server, h backend.Han
 	l.mu.Unlock()
 	l.wg.Go(func() {
 		s.run(inR)
-		p.exit(nil) // stdin closed: the server exits normally
+		if !scr.lingers {
+			p.exit(nil) // stdin closed: the server exits normally
+		}
 	})
 	return backend.New(p, h, backend.Options{Name: sc.Name, Runtime: string(sc.Runtime), Logger: l.log}), nil
 }

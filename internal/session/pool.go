@@ -167,16 +167,18 @@ func (pl *pool) start(ctx context.Context) (*proc, error) {
 		}
 	}
 	if err != nil {
-		// remove (from HandleClose) counts the failed start once, unless
-		// the client went away, which is not the server's fault.
+		// The failed start counts once, now, before the client is
+		// answered (unless the client went away, which is not the
+		// server's fault); the process is stopped in the background so
+		// that the answer comes at the configured startup time, not after
+		// the stop sequence.
 		cause := err
 		if errors.Is(err, context.Canceled) {
 			cause = stopped("the client went away during the server's startup")
 		} else {
-			p.startFailed.Store(true)
+			pl.countFailure(p, err.Error())
 		}
-		p.b.End(cause)
-		<-p.b.Done()
+		p.retire(cause)
 		return nil, err
 	}
 	if p.era == eraModern {
@@ -288,17 +290,25 @@ func (pl *pool) remove(p *proc, why error) {
 	pl.notify()
 	pl.mu.Unlock()
 	switch {
-	case p.startFailed.Load():
-		pl.failed(why.Error())
+	case p.counted.Load():
+		// Its failed start was counted when it was answered.
 	case errors.Is(why, backend.ErrStopped):
 		// The gateway's own decision (idle, lifetime, recycle, shutdown),
 		// not a crash.
 	case time.Since(p.started) < crashWindow:
-		pl.failed(why.Error())
+		pl.countFailure(p, why.Error())
 	default:
 		pl.mu.Lock()
 		pl.failures = 0
 		pl.mu.Unlock()
+	}
+}
+
+// countFailure counts p's failed start or early death once, whichever
+// path sees it first.
+func (pl *pool) countFailure(p *proc, reason string) {
+	if p.counted.CompareAndSwap(false, true) {
+		pl.failed(reason)
 	}
 }
 

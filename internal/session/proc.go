@@ -49,9 +49,10 @@ type proc struct {
 	daemon  bool
 	started time.Time
 	slots   *slots // daemon: max_inflight_per_process; nil in launcher mode
-	// startFailed marks a pooled process whose handshake failed: its end
-	// counts as one failure for the back-off (pool.remove).
-	startFailed atomic.Bool
+	// counted is set by the one path that counts this process's failure
+	// toward the back-off (pool.countFailure): its failed start, or its
+	// early death. Each process counts at most once.
+	counted atomic.Bool
 
 	// Set once by the probe and the handshake, before the proc is
 	// published. initResult is nil for a modern-only server.
@@ -330,7 +331,7 @@ func (p *proc) HandleClose(err error) {
 		// waiter woken by remove starts the replacement at once and must
 		// find the slot free, or a max_lifetime replacement fails its
 		// request with 429 (queue_timeout 0) instead of waiting for it.
-		m.release(p.srv, false)
+		m.release(p.srv, prev == procRetiring)
 		p.srv.pool.remove(p, err)
 		for _, s := range sessions {
 			s.unpin(p)
@@ -344,9 +345,9 @@ func (p *proc) HandleClose(err error) {
 	m.release(p.srv, prev == procRetiring)
 }
 
-// retire stops a launcher process whose work is done (a modern request's
-// own process); until it is gone, reserve waits for its slot rather than
-// refusing new work.
+// retire stops a process whose work is done (a modern request's own
+// process) or whose start failed; until it is gone, reserve waits for its
+// slot rather than refusing new work.
 func (p *proc) retire(why error) {
 	p.mu.Lock()
 	prev := p.advanceLocked(procRetiring)

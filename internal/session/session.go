@@ -201,18 +201,21 @@ func (srv *Server) Initialize(ctx context.Context, caller Caller, req *jsonrpc.M
 	ictx, cancel := context.WithTimeout(ctx, srv.cfg.Timeouts.Startup)
 	defer cancel()
 	resp, err := p.b.Roundtrip(ictx, req)
+	// A failed start is answered at once and the process stopped in the
+	// background: the client gets its 504 at the configured startup time,
+	// not after the stop sequence's grace periods.
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
-		s.close(errStartupTimeout)
+		s.abandon(stopped("the client went away during initialize"))
 		return nil, nil, clientGone("during initialize")
 	case ictx.Err() != nil:
-		s.close(errStartupTimeout)
+		s.abandon(errStartupTimeout)
 		m.log.Warn("server did not answer initialize in time", "tool", srv.Name, "runtime", srv.cfg.Runtime,
 			"startup_timeout_ms", srv.cfg.Timeouts.Startup.Milliseconds())
 		return nil, nil, errStartup(srv)
 	default:
-		s.close(err)
+		s.abandon(err)
 		return nil, nil, backendError(srv.Name, err)
 	}
 	resp.ID = req.ID
@@ -763,6 +766,20 @@ func (s *Session) closeStream() {
 func (s *Session) End() {
 	s.srv.m.remove(s)
 	s.srv.m.stopAsync(s, errClientEnded)
+}
+
+// abandon ends a launcher session whose start failed without waiting for
+// its process: the process is stopped in the background (its slot is
+// waited for by the next reserve, as a retiring process's is), so that the
+// caller answers its client first.
+func (s *Session) abandon(why error) {
+	s.markGone()
+	s.closeOnce.Do(func() { s.closeErr = why })
+	if p := s.pinnedProc(); p != nil && p.b != nil {
+		p.retire(why)
+		return
+	}
+	s.finish()
 }
 
 // close ends the session and waits: in launcher mode by stopping its

@@ -217,8 +217,7 @@ func (srv *Server) launchFor(ctx context.Context, meta *modern.Meta) (*proc, err
 		err = p.initializeFor(ctx, meta)
 	}
 	if err != nil {
-		p.b.End(err)
-		<-p.b.Done()
+		p.retire(err) // answered first, stopped in the background
 		return nil, err
 	}
 	return p, nil
