@@ -18,7 +18,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -98,13 +100,25 @@ type Options struct {
 	StderrBurst     int
 	// Logger receives stderr lines and backend events; nil means slog.Default().
 	Logger *slog.Logger
+	// Redact lists secret values (a server's env values) that are replaced
+	// by "[redacted]" in its stderr lines before they are logged; empty
+	// values and values shorter than MinRedactLen are ignored (they would
+	// blank out ordinary words). nil means nothing is redacted.
+	Redact []string
 }
+
+// MinRedactLen is the shortest value Options.Redact redacts.
+const MinRedactLen = 4
+
+// redacted is what replaces a secret in a logged stderr line.
+const redacted = "[redacted]"
 
 // Backend is one running server process.
 type Backend struct {
 	proc    Process
 	handler Handler
 	opts    Options
+	secrets []string // Options.Redact worth redacting, longest first
 	log     *slog.Logger
 	started time.Time
 
@@ -153,6 +167,7 @@ func New(proc Process, handler Handler, opts Options) *Backend {
 		readerErr: make(chan error, 1),
 		done:      make(chan struct{}),
 	}
+	b.secrets = secretsOf(opts.Redact)
 	b.wg.Go(func() { b.readerErr <- b.readStdout() })
 	b.wg.Go(b.readStderr)
 	b.wg.Go(b.supervise)
@@ -374,18 +389,34 @@ func (b *Backend) supervise() {
 	}
 	b.proc.CloseOutputs()
 
-	lvl := slog.LevelInfo
-	if !errors.Is(cause, ErrStopped) {
-		lvl = slog.LevelWarn
+	// The gateway's own decisions (session end, idle, shutdown) are not
+	// errors: they are logged at info with their reason and an empty error.
+	if errors.Is(cause, ErrStopped) {
+		b.log.Info("backend ended", "reason", StopReason(cause), "error", "",
+			"exit", exitDetail(b.proc.ExitErr()), "lifetime_ms", time.Since(b.started).Milliseconds())
+	} else {
+		b.log.Warn("backend ended", "reason", "", "error", cause.Error(),
+			"exit", exitDetail(b.proc.ExitErr()), "lifetime_ms", time.Since(b.started).Milliseconds())
 	}
-	b.log.Log(context.Background(), lvl, "backend ended",
-		"error", cause.Error(), "exit", exitDetail(b.proc.ExitErr()),
-		"lifetime_ms", time.Since(b.started).Milliseconds())
 	if stopErr != nil {
 		b.log.Error("stopping backend", "error", stopErr.Error())
 	}
 	b.handler.HandleClose(cause)
 	go func() { b.wg.Wait(); close(b.done) }() // owner: Close/Done waiters; ends with the stderr reader
+}
+
+// StopReason is why the gateway stopped a backend, from an error that
+// wraps ErrStopped ("client ended the session (DELETE)", "idle timeout"),
+// without the "backend stopped by the gateway" prefix.
+func StopReason(err error) string {
+	msg := err.Error()
+	if _, after, ok := strings.Cut(msg, ErrStopped.Error()+": "); ok {
+		return after
+	}
+	if msg == ErrStopped.Error() {
+		return "stopped by the gateway"
+	}
+	return msg
 }
 
 func exitDetail(err error) string {
@@ -495,7 +526,7 @@ func (b *Backend) readStderr() {
 		if len(line) > 0 || truncated {
 			if lim.Allow() {
 				reportDropped()
-				attrs := []any{"stream", "stderr", "line", string(line)}
+				attrs := []any{"stream", "stderr", "line", b.redact(string(line))}
 				if truncated {
 					attrs = append(attrs, "truncated", true)
 				}
@@ -509,6 +540,32 @@ func (b *Backend) readStderr() {
 			return
 		}
 	}
+}
+
+// redact replaces every secret of Options.Redact in line, longest first
+// (so that a secret containing another is replaced whole). A secret cut
+// by the line bound is not recognised in its truncated form; the bound is
+// far longer than a token.
+func (b *Backend) redact(line string) string { return redactLine(line, b.secrets) }
+
+func redactLine(line string, secrets []string) string {
+	for _, v := range secrets {
+		line = strings.ReplaceAll(line, v, redacted)
+	}
+	return line
+}
+
+// secretsOf is the values worth redacting, without duplicates, longest
+// first.
+func secretsOf(values []string) []string {
+	var out []string
+	for _, v := range values {
+		if len(v) >= MinRedactLen && !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	slices.SortFunc(out, func(x, y string) int { return len(y) - len(x) })
+	return out
 }
 
 // readBoundedLine returns at most limit bytes of the next line and discards

@@ -116,12 +116,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) logRequest(r *http.Request, ri *reqInfo, status int, d time.Duration) {
 	lvl := slog.LevelInfo
 	switch {
+	case r.URL.Path == "/healthz" || r.URL.Path == "/readyz":
+		// Probes poll: each poll is debug, whatever its status; a change
+		// of readiness gets its own line (readinessLog).
+		lvl = slog.LevelDebug
 	case status >= 500:
 		lvl = slog.LevelError
 	case status >= 400:
 		lvl = slog.LevelWarn
-	case r.URL.Path == "/healthz" || r.URL.Path == "/readyz":
-		lvl = slog.LevelDebug
 	}
 	if !g.log.Enabled(r.Context(), lvl) {
 		return

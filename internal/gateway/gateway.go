@@ -70,6 +70,7 @@ type Gateway struct {
 	drained   chan struct{} // closed when Shutdown begins
 	drainOnce sync.Once
 	legacy    legacyConns
+	readiness readinessLog // the last readiness /readyz reported
 }
 
 // drainCh is closed when shutdown begins; long-lived streams end on it.

@@ -2,7 +2,12 @@ package gateway
 
 import (
 	"encoding/json"
+	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
+	"strings"
+	"sync"
 
 	"github.com/mcpgw/mcpgw/internal/config"
 )
@@ -106,6 +111,7 @@ func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
 			rd.Status = "draining"
 		}
 	}
+	g.readiness.report(g.log, &rd)
 	var body []byte
 	if detail {
 		body, _ = json.Marshal(rd)
@@ -113,4 +119,42 @@ func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
 		body, _ = json.Marshal(map[string]string{"status": rd.Status})
 	}
 	writeJSON(w, status, body)
+}
+
+// readinessLog logs readiness when it changes, so that a probe polling
+// /readyz (each poll logged at debug) leaves one line per change: info
+// when the gateway becomes ready, warn with the problems when it stops
+// being ready.
+type readinessLog struct {
+	mu   sync.Mutex
+	last string // status and problems last logged; "" before the first poll
+}
+
+func (l *readinessLog) report(log *slog.Logger, rd *readiness) {
+	// The state compared is which parts are not ready, not their detail
+	// (a back-off's detail counts down between polls).
+	var problems []string
+	state := rd.Status
+	if rd.Engine != nil && !rd.Engine.Ready {
+		problems = append(problems, "container engine: "+rd.Engine.Error)
+		state += " engine"
+	}
+	for _, name := range slices.Sorted(maps.Keys(rd.Servers)) {
+		if sr := rd.Servers[name]; !sr.Ready {
+			problems = append(problems, "server "+name+": "+sr.Detail)
+			state += " " + name
+		}
+	}
+	l.mu.Lock()
+	changed := state != l.last
+	l.last = state
+	l.mu.Unlock()
+	if !changed {
+		return
+	}
+	if len(problems) == 0 && rd.Status == "ready" {
+		log.Info("readiness changed", "status", rd.Status)
+		return
+	}
+	log.Warn("readiness changed", "status", rd.Status, "problems", strings.Join(problems, "; "))
 }

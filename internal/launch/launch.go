@@ -17,8 +17,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -193,6 +195,7 @@ func (l *Launcher) Start(ctx context.Context, sc *config.Server, h backend.Handl
 		Runtime:         string(sc.Runtime),
 		MaxMessageBytes: l.cfg.Limits.MaxMessageBytes,
 		Logger:          l.log,
+		Redact:          slices.Collect(maps.Values(sc.Env)),
 	}), nil
 }
 
@@ -223,11 +226,39 @@ func (l *Launcher) startNative(sc *config.Server) (backend.Process, error) {
 			spec.Dir = sc.Workspaces[0].HostPath
 		}
 	}
+	// The process starts in its workdir: a missing one would surface as a
+	// failed exec of the sandbox shim (the gateway's own binary).
+	if err := checkDir(sc, spec.Dir); err != nil {
+		return nil, err
+	}
 	proc, err := spawn.StartNative(spec)
 	if err != nil {
 		return nil, err
 	}
 	return nativeProcess{proc}, nil
+}
+
+// checkDir reports a working directory dir (sc's workdir, or its first
+// workspace) that does not exist or is not a directory, naming it and
+// the key that sets it. An empty dir is the gateway's own.
+func checkDir(sc *config.Server, dir string) error {
+	if dir == "" {
+		return nil
+	}
+	key := fmt.Sprintf("servers.%s.workdir", sc.Name)
+	if sc.Workdir == "" {
+		key = fmt.Sprintf("servers.%s.workspaces (the first, its working directory)", sc.Name)
+	}
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("working directory %s does not exist; create it or change %s", dir, key)
+	case err != nil:
+		return fmt.Errorf("working directory %s: %w; check %s", dir, err, key)
+	case !fi.IsDir():
+		return fmt.Errorf("working directory %s is not a directory; change %s", dir, key)
+	}
+	return nil
 }
 
 // startContainer starts one container. For a missing image the error
@@ -332,6 +363,13 @@ func (l *Launcher) Check(ctx context.Context, sc *config.Server) error {
 		if err := sandbox.Check(); err != nil {
 			return err
 		}
+	}
+	dir := sc.Workdir
+	if dir == "" && sc.Sandbox != config.SandboxNone && len(sc.Workspaces) > 0 {
+		dir = sc.Workspaces[0].HostPath
+	}
+	if err := checkDir(sc, dir); err != nil {
+		return err
 	}
 	if _, err := spawn.LookPath(sc.Command[0], l.env(sc)); err != nil {
 		return fmt.Errorf("command %q: %w", sc.Command[0], err)

@@ -362,6 +362,7 @@ func (m *Manager) add(s *Session) error {
 		return errTooMany(fmt.Sprintf("the gateway is at its session limit (limits.max_sessions = %d); retry later", m.cfg.Limits.MaxSessions))
 	}
 	m.sessions[s.id] = s
+	s.published.Store(true)
 	return nil
 }
 

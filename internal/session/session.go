@@ -38,8 +38,9 @@ type Session struct {
 	protocolVersion string
 	caps            clientCaps
 
-	gone     atomic.Bool // no new requests: ended, reclaimed or expired
-	stopping atomic.Bool // stopAsync has been called
+	gone      atomic.Bool // no new requests: ended, reclaimed or expired
+	stopping  atomic.Bool // stopAsync has been called
+	published atomic.Bool // Manager.add accepted it: its end is logged
 
 	// Guarded by base.mu.
 	expired  bool               // launcher: max lifetime reached
@@ -686,6 +687,7 @@ func (s *Session) finish() {
 		s.srv.m.log.Warn("session ended with undelivered server messages", "tool", s.srv.Name,
 			"session_id", s.id, "messages", held)
 	}
+	s.logEnded()
 }
 
 // OpenStream attaches a new GET stream, replacing (and ending) any earlier

@@ -56,6 +56,10 @@ const (
 	// EnvMode selects what the process is; [ModeSleeper] is the only mode
 	// besides the default server.
 	EnvMode = "MCPGW_TESTSERVER_MODE"
+	// EnvPrintEnv names an environment variable whose value the server
+	// prints on stderr when it starts, as "NAME=value" (a server that
+	// leaks its token to its log).
+	EnvPrintEnv = "MCPGW_TESTSERVER_PRINT_ENV"
 )
 
 // ModeSleeper is the [EnvMode] value of the grandchild that spawn_child
@@ -122,6 +126,9 @@ func Main() int {
 			fmt.Fprintf(os.Stderr, "testserver: %s exists: crashing at start\n", f)
 			return 3
 		}
+	}
+	if name := os.Getenv(EnvPrintEnv); name != "" {
+		fmt.Fprintf(os.Stderr, "testserver: %s=%s\n", name, os.Getenv(name))
 	}
 	ignoreTerm := os.Getenv(EnvIgnoreTerm) == "1"
 	if ignoreTerm {
