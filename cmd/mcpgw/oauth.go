@@ -17,7 +17,7 @@ import (
 	"github.com/mcpgw/mcpgw/internal/oauth/sqlitestore"
 )
 
-const oauthUsage = `Usage:
+const oauthUsage = `Subcommands:
   mcpgw oauth clients    [--config FILE | --state-dir DIR]   list registered clients
   mcpgw oauth grants     [--config FILE | --state-dir DIR]   list grants (consents) and their state
   mcpgw oauth revoke     [--config FILE | --state-dir DIR] GRANT_ID...
@@ -64,12 +64,8 @@ var oauthCommand = &command{
 	name:     "oauth",
 	synopsis: "clients|grants|revoke|rotate-key [--config FILE | --state-dir DIR]",
 	summary:  "inspect and revoke the state of auth.oauth",
-	about: `
-Reads and changes the authorization server's state under state_dir:
-"clients" lists registered clients, "grants" the users' grants, "revoke"
-revokes grants (by id, --client or --user) and "rotate-key" starts signing
-with a new key. "mcpgw oauth help" describes each subcommand.`,
-	maxArgs: 1 << 16,
+	about:    "Reads and changes the authorization server's state under state_dir.\n\n" + oauthUsage,
+	maxArgs:  1 << 16,
 	define: func(_ *flag.FlagSet, c *cli) action {
 		return func(ctx context.Context, args []string) error {
 			return runOAuth(ctx, args, c.stdout, c.stderr, c.lookupEnv)

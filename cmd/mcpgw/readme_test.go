@@ -96,7 +96,7 @@ func examples(t testing.TB, path string) []example {
 	return out
 }
 
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}|value_env: *([A-Za-z_][A-Za-z0-9_]*)`)
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}|[a-z_]*_env: *([A-Za-z_][A-Za-z0-9_]*)`)
 
 // prepare writes ex as a config file in dir, with the directories it
 // expects created, and returns the file and the environment to check it

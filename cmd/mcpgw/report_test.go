@@ -171,6 +171,7 @@ func TestHelp(t *testing.T) {
 		"check":       {"Usage: mcpgw check --config FILE", "--config FILE"},
 		"import":      {"Usage: mcpgw import FILE"},
 		"token":       {"Usage: mcpgw token [NAME]"},
+		"oauth":       {"Usage: mcpgw oauth clients|grants|revoke|rotate-key", "mcpgw oauth revoke", "--user EMAIL"},
 		"version":     {"Usage: mcpgw version"},
 		"demo-server": {"Usage: mcpgw demo-server"},
 	}
