@@ -210,7 +210,7 @@ func TestOAuthCommandUsage(t *testing.T) {
 		code int
 		out  string
 	}{
-		{[]string{"oauth"}, 2, "Usage"},
+		{[]string{"oauth"}, 2, "Subcommands:"},
 		{[]string{"oauth", "frob"}, 2, "unknown subcommand"},
 		{[]string{"oauth", "clients", "--state-dir", dir}, 0, "CLIENT_ID"},
 		{[]string{"oauth", "grants", "--state-dir", dir}, 0, "GRANT_ID"},
