@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/mcpgw/mcpgw/internal/config"
 )
 
 // action runs a command once its flags are parsed; args are the arguments
@@ -56,7 +58,7 @@ func lookupCommand(name string) *command {
 func suggestCommand(name string) string {
 	best, bestDist := "", 3
 	for _, c := range commands {
-		if d := editDistance(strings.ToLower(name), c.name); d < bestDist {
+		if d := config.EditDistance(strings.ToLower(name), c.name); d < bestDist {
 			best, bestDist = c.name, d
 		}
 	}
@@ -118,25 +120,4 @@ func writeOverview(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  mcpgw %-40s %s\n", "help [COMMAND]", "this overview, or a command's flags")
 	fmt.Fprintf(w, "\nExit codes: 0 ok, 1 runtime failure, 2 usage or config error.\nThe configuration is described in docs/config.md.\n")
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -667,7 +667,7 @@ func suggest(path, key string, known fields) string {
 	norm := func(s string) string { return squash.Replace(strings.ToLower(s)) }
 	best, bestDist := "", 3
 	for k := range known {
-		dist := editDistance(key, k)
+		dist := EditDistance(key, k)
 		if norm(k) == norm(key) {
 			dist = 0 // maxConcurrent, Max-Concurrent, MAX_CONCURRENT
 		}
@@ -681,8 +681,9 @@ func suggest(path, key string, known fields) string {
 	return "; did you mean " + best + "?"
 }
 
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
+// EditDistance is the Levenshtein distance between a and b, in bytes: how
+// the "did you mean" hints of the config and the command line pick a name.
+func EditDistance(a, b string) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {
