@@ -184,6 +184,9 @@ func (d *decoder) servers(path string, n *yaml.Node, c *Config) {
 			"workspaces":               func(path string, n *yaml.Node) { d.mounts(path, n, s) },
 			"sandbox":                  d.str(&s.Sandbox),
 			"read_paths":               d.strList(&s.ReadPaths, `; list absolute paths, e.g. [/opt/node]`),
+			"tools":                    d.exposure(&s.Tools, `["get_*", "list_*"]`),
+			"prompts":                  d.exposure(&s.Prompts, `["review_*"]`),
+			"resources":                d.exposure(&s.Resources, `["file:///srv/docs/*"]`),
 		}, reservedServerKeys)
 	}
 }

@@ -167,6 +167,18 @@ type Server struct {
 	// ReadPaths are extra absolute paths a sandboxed native server may
 	// read (and execute from), resolved to real paths.
 	ReadPaths []string
+
+	// Tools, Prompts and Resources filter what the server exposes at all
+	// (resources by URI, templates by URI template); empty: everything.
+	Tools, Prompts, Resources Exposure
+}
+
+// Exposure is a server's allow/deny globs for one kind of item: an item
+// is exposed when its name matches an Allow glob (or Allow is empty) and
+// no Deny glob. In a glob "*" matches any characters, "/" included, and
+// "?" one character.
+type Exposure struct {
+	Allow, Deny []string
 }
 
 // Runtime is how a server's processes run (Server.Runtime).

@@ -196,6 +196,9 @@ func (v *validator) server(path, name string, s *Server) {
 	v.allow(path+".allow", s.Allow)
 	v.rate(path+".rate", s.Rate)
 	v.rate(path+".session_rate", s.SessionRate)
+	v.exposure(path+".tools", s.Tools)
+	v.exposure(path+".prompts", s.Prompts)
+	v.exposure(path+".resources", s.Resources)
 }
 
 var (

@@ -22,7 +22,8 @@ type exchange struct {
 	key      string
 	method   string
 	sink     *Sink
-	release  func() // in-flight slots
+	release  func()                 // in-flight slots
+	adapt    func(*jsonrpc.Message) // the policy's change to the response (policy.go); nil: none
 
 	clientToken json.RawMessage // the client's progress token, if any
 	gwToken     string          // the token the backend sees
@@ -62,6 +63,9 @@ func forward(ctx context.Context, o owner, p *proc, req *jsonrpc.Message, sink *
 	b := o.common()
 	key := jsonrpc.IDKey(req.ID)
 	ex := &exchange{o: o, p: p, clientID: req.ID, key: key, sink: sink, method: req.Method, release: release}
+	if g := b.srv.guard; g != nil {
+		req, ex.adapt = g.Request(b.caller.who(), req)
+	}
 	b.mu.Lock()
 	if b.ended || b.inflight[key] != nil {
 		ended := b.ended
@@ -130,6 +134,9 @@ func (e *exchange) Respond(m *jsonrpc.Message) {
 	}
 	out := *m
 	out.ID = e.clientID
+	if e.adapt != nil {
+		e.adapt(&out)
+	}
 	kind := e.o.shape(&out)
 	e.finish(jsonrpc.Encode(&out), kind)
 }

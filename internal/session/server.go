@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/mcpgw/mcpgw/internal/config"
+	"github.com/mcpgw/mcpgw/internal/policy"
 )
 
 // modeDaemon is config.ModeDaemon, which the layer tests often.
@@ -18,6 +19,8 @@ type Server struct {
 	m    *Manager
 	sem  *slots // in-flight request slots (max_concurrent)
 	pool *pool  // daemon mode only
+	// guard is the server's tool policy (policy.go); nil: none.
+	guard *policy.Guard
 
 	// silentProbe is set once a process of this server ignored the
 	// server/discover probe: later processes are assumed legacy (era.go).
@@ -33,7 +36,7 @@ type Server struct {
 }
 
 func newServer(m *Manager, name string, cfg *config.Server) *Server {
-	s := &Server{Name: name, cfg: cfg, m: m}
+	s := &Server{Name: name, cfg: cfg, m: m, guard: m.guardOf(name, cfg)}
 	s.sem = newSlots(cfg.MaxConcurrent, func() error {
 		return errTooMany(fmt.Sprintf("server %q has %d requests in flight (servers.%s.max_concurrent); retry later",
 			name, cfg.MaxConcurrent, name))

@@ -356,7 +356,9 @@ func (s *server) handleRequest(m *message) {
 			s.callTool(ctx, m)
 		}()
 	default:
-		s.replyError(context.Background(), m.ID, codeMethodNotFound, "Method not found: "+m.Method)
+		if !s.catalog(m) {
+			s.replyError(context.Background(), m.ID, codeMethodNotFound, "Method not found: "+m.Method)
+		}
 	}
 }
 

@@ -309,7 +309,7 @@ func TestMethods(t *testing.T) {
 		params   any
 		wantCode int
 	}{
-		{name: "unknown method", method: "resources/list", params: map[string]any{}, wantCode: -32601},
+		{name: "unknown method", method: "sampling/createMessage", params: map[string]any{}, wantCode: -32601},
 		{name: "unknown tool", method: "tools/call", params: map[string]any{"name": "nope"}, wantCode: -32602},
 		{name: "bad arguments", method: "tools/call", params: map[string]any{"name": "echo", "arguments": map[string]any{"text": 1}}, wantCode: -32602},
 	}

@@ -1,0 +1,73 @@
+package testserver
+
+import (
+	"context"
+	"encoding/json"
+)
+
+// The server's prompts and resources, for tests of what the gateway lets
+// each caller see. They are not declared in the initialize capabilities
+// (the tests that use them call the methods directly).
+
+// Prompts are the names prompts/list lists; prompts/get answers each.
+var Prompts = []string{"review", "admin_reset"}
+
+// Resources are the URIs resources/list lists; resources/read answers
+// each with its URI as text.
+var Resources = []string{"test://docs/readme", "test://secret/keys"}
+
+// ResourceTemplates are the URI templates resources/templates/list lists.
+var ResourceTemplates = []string{"test://docs/{name}", "test://secret/{name}"}
+
+// catalog answers the prompt and resource methods; it reports false for
+// any other method.
+func (s *server) catalog(m *message) bool {
+	ctx := context.Background()
+	var p struct {
+		Name string `json:"name"`
+		URI  string `json:"uri"`
+	}
+	_ = json.Unmarshal(m.Params, &p)
+	switch m.Method {
+	case "prompts/list":
+		var list []map[string]any
+		for _, n := range Prompts {
+			list = append(list, map[string]any{"name": n, "description": "The " + n + " prompt."})
+		}
+		s.reply(ctx, m.ID, map[string]any{"prompts": list})
+	case "prompts/get":
+		for _, n := range Prompts {
+			if n == p.Name {
+				s.reply(ctx, m.ID, map[string]any{"messages": []map[string]any{
+					{"role": "user", "content": map[string]any{"type": "text", "text": "prompt " + n}},
+				}})
+				return true
+			}
+		}
+		s.replyError(ctx, m.ID, codeInvalidParams, "Unknown prompt: "+p.Name)
+	case "resources/list":
+		var list []map[string]any
+		for _, u := range Resources {
+			list = append(list, map[string]any{"uri": u, "name": u})
+		}
+		s.reply(ctx, m.ID, map[string]any{"resources": list})
+	case "resources/templates/list":
+		var list []map[string]any
+		for _, u := range ResourceTemplates {
+			list = append(list, map[string]any{"uriTemplate": u, "name": u})
+		}
+		s.reply(ctx, m.ID, map[string]any{"resourceTemplates": list})
+	case "resources/read":
+		for _, u := range Resources {
+			if u == p.URI {
+				s.reply(ctx, m.ID, map[string]any{"contents": []map[string]any{{"uri": u, "text": u}}})
+				return true
+			}
+		}
+		// server/resources#error-handling: -32002 for a resource not found.
+		s.send(ctx, &outMessage{ID: m.ID, Error: &rpcError{-32002, "Resource not found: " + p.URI}})
+	default:
+		return false
+	}
+	return true
+}
