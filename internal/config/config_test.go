@@ -120,7 +120,7 @@ servers:
       DEBUG: 1
       EMPTY: ""
     workdir: /srv/tools
-    timeouts: {startup: 10s, request: 2m, idle: 30m, max_lifetime: 12h, kill_grace: 3s, reclaim_idle: 0s}
+    timeouts: {startup: 10s, request: 2m, idle: 30m, max_lifetime: 12h, kill_grace: 3s, reclaim_idle: 0s, reclaim_unattended: 1s}
     max_concurrent: 8
     max_processes: 16
     queue_timeout: 1.5s
@@ -160,12 +160,13 @@ func TestParseFull(t *testing.T) {
 				Env:     map[string]string{"GITHUB_TOKEN": "ghp_x", "DEBUG": "1", "EMPTY": ""},
 				Workdir: "/srv/tools",
 				Timeouts: Timeouts{
-					Startup:     10 * time.Second,
-					Request:     2 * time.Minute,
-					Idle:        30 * time.Minute,
-					MaxLifetime: 12 * time.Hour,
-					KillGrace:   3 * time.Second,
-					ReclaimIdle: 0,
+					Startup:           10 * time.Second,
+					Request:           2 * time.Minute,
+					Idle:              30 * time.Minute,
+					MaxLifetime:       12 * time.Hour,
+					KillGrace:         3 * time.Second,
+					ReclaimIdle:       0,
+					ReclaimUnattended: time.Second,
 				},
 				MaxConcurrent: 8,
 				MaxProcesses:  16,
@@ -302,12 +303,13 @@ func TestDefaultsDocumented(t *testing.T) {
 			Mode:    "launcher",
 			Command: []string{"x"},
 			Timeouts: Timeouts{
-				Startup:     30 * time.Second,
-				Request:     60 * time.Second,
-				Idle:        15 * time.Minute,
-				MaxLifetime: 24 * time.Hour,
-				KillGrace:   5 * time.Second,
-				ReclaimIdle: 60 * time.Second,
+				Startup:           30 * time.Second,
+				Request:           60 * time.Second,
+				Idle:              15 * time.Minute,
+				MaxLifetime:       24 * time.Hour,
+				KillGrace:         5 * time.Second,
+				ReclaimIdle:       60 * time.Second,
+				ReclaimUnattended: 2 * time.Second,
 			},
 			MaxConcurrent: 2,
 			MaxProcesses:  4,
@@ -792,12 +794,13 @@ servers:
 		},
 		{
 			name: "duration bounds",
-			yaml: "limits:\n  sse_keepalive: 50ms\n  shutdown_timeout: 2h\nservers:\n  a:\n    command: [x]\n    queue_timeout: 11m\n    timeouts: {reclaim_idle: -1s}\n  b:\n    command: [x]\n    queue_timeout: 0s\n    timeouts: {reclaim_idle: 0s}\n",
+			yaml: "limits:\n  sse_keepalive: 50ms\n  shutdown_timeout: 2h\nservers:\n  a:\n    command: [x]\n    queue_timeout: 11m\n    timeouts: {reclaim_idle: -1s, reclaim_unattended: 25h}\n  b:\n    command: [x]\n    queue_timeout: 0s\n    timeouts: {reclaim_idle: 0s}\n",
 			want: []string{
 				"limits.sse_keepalive: must be between 100ms and 10m (line 2)",
 				"limits.shutdown_timeout: must be greater than 0 and at most 1h (line 3)",
 				"servers.a.queue_timeout: must be between 0s and 10m (line 7)",
 				"servers.a.timeouts.reclaim_idle: must be between 0s and 24h (line 8)",
+				"servers.a.timeouts.reclaim_unattended: must be between 0s and 24h (line 8)",
 			},
 		},
 		{

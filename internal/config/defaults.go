@@ -34,6 +34,7 @@ const (
 	defaultMaxLifetime        = 24 * time.Hour
 	defaultKillGrace          = 5 * time.Second
 	defaultReclaimIdle        = 60 * time.Second
+	defaultReclaimUnattended  = 2 * time.Second
 	defaultMaxConcurrent      = 2
 	defaultServerMaxProcesses = 4 // launcher: one process per session
 	defaultDaemonMaxProcesses = 1 // daemon: the pool size
@@ -119,6 +120,7 @@ const (
 	minMaxLifetime, maxMaxLifetime               = positive, 30 * 24 * time.Hour
 	minKillGrace, maxKillGrace                   = positive, 5 * time.Minute
 	minReclaimIdle, maxReclaimIdle               = 0, 24 * time.Hour
+	minReclaimUnattended, maxReclaimUnattended   = 0, 24 * time.Hour
 	minMaxConcurrent, maxMaxConcurrent           = 1, 10000
 	minServerMaxProcesses, maxServerMaxProcesses = 1, 10000
 	minQueueTimeout, maxQueueTimeout             = 0, 10 * time.Minute
@@ -211,12 +213,13 @@ func newServer(name string) *Server {
 		Runtime: defaultRuntime,
 		Mode:    defaultMode,
 		Timeouts: Timeouts{
-			Startup:     defaultStartupTimeout,
-			Request:     defaultRequestTimeout,
-			Idle:        defaultIdleTimeout,
-			MaxLifetime: defaultMaxLifetime,
-			KillGrace:   defaultKillGrace,
-			ReclaimIdle: defaultReclaimIdle,
+			Startup:           defaultStartupTimeout,
+			Request:           defaultRequestTimeout,
+			Idle:              defaultIdleTimeout,
+			MaxLifetime:       defaultMaxLifetime,
+			KillGrace:         defaultKillGrace,
+			ReclaimIdle:       defaultReclaimIdle,
+			ReclaimUnattended: defaultReclaimUnattended,
 		},
 		MaxConcurrent: defaultMaxConcurrent,
 		MaxProcesses:  0, // by mode, in applyModeDefaults

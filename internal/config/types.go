@@ -267,4 +267,8 @@ type Timeouts struct {
 	MaxLifetime time.Duration // process age bound; drained then stopped (default 24h)
 	KillGrace   time.Duration // each step of the stop sequence (default 5s)
 	ReclaimIdle time.Duration // minimum idleness before a session may be reclaimed at the process cap (default 60s; 0 = any idle session)
+	// ReclaimUnattended is the shorter idleness after which a session with
+	// no open stream and nothing in flight may be reclaimed (default 2s):
+	// the session of a client that left without DELETE.
+	ReclaimUnattended time.Duration
 }

@@ -182,6 +182,7 @@ func (v *validator) server(path, name string, s *Server) {
 	v.durationRange(p+".max_lifetime", t.MaxLifetime, minMaxLifetime, maxMaxLifetime)
 	v.durationRange(p+".kill_grace", t.KillGrace, minKillGrace, maxKillGrace)
 	v.durationRange(p+".reclaim_idle", t.ReclaimIdle, minReclaimIdle, maxReclaimIdle)
+	v.durationRange(p+".reclaim_unattended", t.ReclaimUnattended, minReclaimUnattended, maxReclaimUnattended)
 	v.intRange(path+".max_concurrent", s.MaxConcurrent, minMaxConcurrent, maxMaxConcurrent)
 	v.intRange(path+".max_processes", s.MaxProcesses, minServerMaxProcesses, maxServerMaxProcesses)
 	v.intRange(path+".min_processes", s.MinProcesses, minMinProcesses, maxMinProcesses)

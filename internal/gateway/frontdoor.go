@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -187,7 +188,16 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "invalid server name in path: it must match "+serverName.String(), 0)
 		return
 	}
-	if !g.checkHostOrigin(w, r) || !g.authenticate(w, r, name) {
+	if !g.checkHostOrigin(w, r) {
+		return
+	}
+	g.allowCORS(w, r)
+	if isPreflight(r) {
+		info(r.Context()).method = "CORS preflight"
+		g.preflight(w, r)
+		return
+	}
+	if !g.authenticate(w, r, name) {
 		return
 	}
 	srv := g.mgr.Server(name)
@@ -299,21 +309,14 @@ func (g *Gateway) hostAllowed(hostport string) bool {
 }
 
 func (g *Gateway) originAllowed(origin string) bool {
-	o := strings.ToLower(strings.TrimSpace(origin))
-	u, err := url.Parse(o)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+	norm, ok := normOrigin(origin)
+	if !ok {
 		return false
 	}
-	if isLoopbackHost(u.Hostname()) {
+	if u, err := url.Parse(norm); err == nil && isLoopbackHost(u.Hostname()) {
 		return true
 	}
-	norm := u.Scheme + "://" + u.Host
-	for _, a := range g.cfg.AllowedOrigins {
-		if a == norm {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(g.cfg.AllowedOrigins, norm)
 }
 
 // writeError answers before anything was streamed: HTTP status plus a

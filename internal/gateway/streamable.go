@@ -257,25 +257,26 @@ func (g *Gateway) lookup(w http.ResponseWriter, r *http.Request, srv *session.Se
 	return sess, true
 }
 
-// checkVersionHeader validates MCP-Protocol-Version (spec 2025-06-18,
-// basic/transports, "Protocol Version Header"): when present it must be a
-// supported version and, from 2025-06-18 on, the negotiated one. Absent, the
-// server assumes 2025-03-26, which changes nothing for an existing session.
+// checkVersionHeader validates MCP-Protocol-Version on a session's request
+// (spec 2025-06-18, basic/transports, "Protocol Version Header"): absent,
+// the server assumes 2025-03-26, which changes nothing for an existing
+// session; present, it must be a session-era version the gateway supports,
+// not necessarily the negotiated one, as the reference SDK servers accept
+// (a client library may label requests with its own newest version). Only
+// an unsupported or malformed value is 400, and 2026-07-28, which has no
+// sessions.
 func (g *Gateway) checkVersionHeader(w http.ResponseWriter, r *http.Request, sess *session.Session, pv string) bool {
-	if pv == "" {
+	if pv == "" || slices.Contains(session.SessionVersions(), pv) {
 		return true
 	}
-	if !slices.Contains(session.SessionVersions(), pv) {
-		writeError(w, r, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest,
-			fmt.Sprintf("unsupported MCP-Protocol-Version %q; this session negotiated %s", clip.String(pv, 40), sess.ProtocolVersion()), 0)
-		return false
+	msg := fmt.Sprintf("unsupported MCP-Protocol-Version %q; this session negotiated %s (supported with a session: %s)",
+		clip.String(pv, 40), sess.ProtocolVersion(), strings.Join(session.SessionVersions(), ", "))
+	if pv == modern.Version {
+		msg = fmt.Sprintf("MCP-Protocol-Version %s has no sessions: send its requests without Mcp-Session-Id, or label this session's requests %s",
+			pv, sess.ProtocolVersion())
 	}
-	if sess.ProtocolVersion() >= "2025-06-18" && pv != sess.ProtocolVersion() {
-		writeError(w, r, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest,
-			fmt.Sprintf("MCP-Protocol-Version %q does not match the version this session negotiated (%s)", pv, sess.ProtocolVersion()), 0)
-		return false
-	}
-	return true
+	writeError(w, r, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, msg, 0)
+	return false
 }
 
 // clientName is the clientInfo of an initialize request as "name/version".

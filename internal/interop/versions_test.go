@@ -124,12 +124,15 @@ func TestStreamableVersions(t *testing.T) {
 					t.Fatalf("tools/call: status %d", st)
 				}
 				checkInitAndEcho(t, version, init, echo)
-				if version != "2025-03-26" {
-					// A session of one version refuses another version's header.
-					other := map[bool]string{true: "2025-06-18", false: "2025-11-25"}[version == "2025-11-25"]
-					if st, _, _ := rpcPost(t, url, sid, other, fmt.Sprintf(echoCall, version), "2"); st != http.StatusBadRequest {
-						t.Errorf("MCP-Protocol-Version %s in a %s session: status %d, want 400", other, version, st)
-					}
+				// A session takes a request labelled with any supported
+				// version (as the reference SDK servers do), and refuses an
+				// unsupported one.
+				other := map[bool]string{true: "2025-03-26", false: "2025-11-25"}[version == "2025-11-25"]
+				if st, _, _ := rpcPost(t, url, sid, other, fmt.Sprintf(echoCall, version), "2"); st != http.StatusOK {
+					t.Errorf("MCP-Protocol-Version %s in a %s session: status %d, want 200", other, version, st)
+				}
+				if st, _, _ := rpcPost(t, url, sid, "2024-01-01", fmt.Sprintf(echoCall, version), "2"); st != http.StatusBadRequest {
+					t.Errorf("MCP-Protocol-Version 2024-01-01 in a %s session: status %d, want 400", version, st)
 				}
 				req, _ := http.NewRequestWithContext(t.Context(), http.MethodDelete, url, nil)
 				req.Header.Set("Mcp-Session-Id", sid)

@@ -314,12 +314,12 @@ func (m *Manager) reserve(ctx context.Context, srv *Server) error {
 
 var errReclaimed = stopped("session reclaimed: the process limit was reached and it was the longest idle")
 
-// reclaimCandidate picks the longest-idle session with nothing in flight
-// that has been idle for at least its server's reclaim_idle. Called with
-// m.mu held.
+// reclaimCandidate picks the longest-idle reclaimable session (reclaim.go).
+// Called with m.mu held.
 func (m *Manager) reclaimCandidate(srv *Server, sameServer bool) *Session {
 	var best *Session
 	var bestIdle time.Time
+	now := time.Now()
 	for _, s := range m.sessions {
 		if (sameServer && s.srv != srv) || s.isGone() {
 			continue
@@ -327,8 +327,8 @@ func (m *Manager) reclaimCandidate(srv *Server, sameServer bool) *Session {
 		if s.daemon {
 			continue // ending it would free no process
 		}
-		last, busy := s.idleState()
-		if busy || time.Since(last) < s.srv.cfg.Timeouts.ReclaimIdle {
+		last, ok := s.reclaimable(now)
+		if !ok {
 			continue
 		}
 		if best == nil || last.Before(bestIdle) {
@@ -368,8 +368,7 @@ func (m *Manager) add(s *Session) error {
 
 // roomForSession makes sure a new session fits under limits.max_sessions
 // before any work is done for it: at the limit it ends the longest-idle
-// session (idle at least its server's reclaim_idle, nothing in flight),
-// else it refuses with 429.
+// reclaimable session (reclaim.go), else it refuses with 429.
 func (m *Manager) roomForSession() error {
 	m.mu.Lock()
 	if len(m.sessions) < m.cfg.Limits.MaxSessions {
@@ -378,12 +377,10 @@ func (m *Manager) roomForSession() error {
 	}
 	var victim *Session
 	var oldest time.Time
+	now := time.Now()
 	for _, s := range m.sessions {
-		if s.isGone() {
-			continue
-		}
-		last, busy := s.idleState()
-		if busy || time.Since(last) < s.srv.cfg.Timeouts.ReclaimIdle {
+		last, ok := s.reclaimable(now)
+		if !ok {
 			continue
 		}
 		if victim == nil || last.Before(oldest) {

@@ -184,9 +184,17 @@ servers:
     timeouts: {reclaim_idle: 60s, idle: 1h, request: 10m, kill_grace: 1s}
 `, &fakeLauncher{scripts: holding})
 		srv := ly.m.Server("l")
+		// Both clients hold a GET stream: they are there, so only
+		// reclaim_idle applies (TestReclaimUnattended has the others).
 		s1 := ly.initialize("l")
+		if _, err := s1.OpenStream(); err != nil {
+			t.Fatal(err)
+		}
 		time.Sleep(10 * time.Second)
 		s2 := ly.initialize("l")
+		if _, err := s2.OpenStream(); err != nil {
+			t.Fatal(err)
+		}
 
 		if _, _, err := srv.Initialize(context.Background(), alice, initReq()); kindOf(err) != problem.Busy {
 			t.Fatalf("third session with both idle for less than reclaim_idle: %v, want 429", err)
@@ -650,6 +658,86 @@ servers:
 		}
 		if n := ly.l.starts(); n != 2 {
 			t.Errorf("%d processes started, want 2", n)
+		}
+	})
+}
+
+func TestReclaimUnattended(t *testing.T) {
+	// At the process cap, a session with nothing in flight and no open
+	// stream (a client that left without DELETE) is reclaimable after
+	// reclaim_unattended, counted from its last request or the end of its
+	// last stream; one that holds a stream only after reclaim_idle.
+	synctest.Test(t, func(t *testing.T) {
+		ly := newLayer(t, `
+servers:
+  l:
+    command: [fake]
+    max_processes: 2
+    timeouts: {reclaim_idle: 60s, reclaim_unattended: 5s, idle: 1h, request: 10m, kill_grace: 1s}
+`, &fakeLauncher{scripts: holding})
+		srv := ly.m.Server("l")
+		third := func() (*Session, error) {
+			s, _, err := srv.Initialize(context.Background(), alice, initReq())
+			return s, err
+		}
+		gone := func(s *Session) bool {
+			_, err := ly.m.Lookup("l", s.ID(), "alice")
+			return kindOf(err) == problem.NotFound
+		}
+		attended := ly.initialize("l")
+		stream, err := attended.OpenStream()
+		if err != nil {
+			t.Fatal(err)
+		}
+		left := ly.initialize("l") // never opens a stream, never sends DELETE
+		time.Sleep(4 * time.Second)
+		if _, err := third(); kindOf(err) != problem.Busy {
+			t.Fatalf("a session unattended for 4s (< reclaim_unattended): %v, want 429", err)
+		}
+
+		// A request in flight keeps it, and its end restarts the count.
+		busy := NewSink(0)
+		if err := left.Begin(context.Background(), request(1, "tools/call", `{"name":"hold"}`), busy); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Second)
+		if _, err := third(); kindOf(err) != problem.Busy {
+			t.Fatalf("a session with a request in flight: %v, want 429", err)
+		}
+		ly.l.server(2).reply(ly.l.server(2).got("tools/call")[0], `{"done":true}`)
+		synctest.Wait()
+		time.Sleep(4 * time.Second)
+		if _, err := third(); kindOf(err) != problem.Busy {
+			t.Fatalf("4s after its request ended: %v, want 429", err)
+		}
+		time.Sleep(time.Second)
+		s3, err := third()
+		if err != nil {
+			t.Fatalf("5s after its request ended, no stream: %v, want it reclaimed", err)
+		}
+		if !gone(left) || gone(attended) {
+			t.Fatalf("reclaimed the wrong session: left gone %v, attended gone %v", gone(left), gone(attended))
+		}
+
+		// The attended session (idle 29s) loses its stream: reclaim_unattended
+		// counts from the stream's end, not from its last request.
+		attended.CloseStream(stream)
+		time.Sleep(4 * time.Second)
+		if _, err := s3.OpenStream(); err != nil { // s3 is attended from now on
+			t.Fatal(err)
+		}
+		if _, err := third(); kindOf(err) != problem.Busy {
+			t.Fatalf("4s after its stream ended: %v, want 429", err)
+		}
+		time.Sleep(time.Second)
+		if _, err := third(); err != nil {
+			t.Fatalf("5s after its stream ended: %v, want it reclaimed", err)
+		}
+		if !gone(attended) || gone(s3) {
+			t.Fatalf("reclaimed the wrong session: former stream holder gone %v, s3 gone %v", gone(attended), gone(s3))
+		}
+		if n := ly.logCount("reclaiming an idle session to make room for a new one"); n != 2 {
+			t.Errorf("%d reclaim log lines, want 2", n)
 		}
 	})
 }

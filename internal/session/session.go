@@ -46,7 +46,8 @@ type Session struct {
 	expired  bool               // launcher: max lifetime reached
 	outbound map[string]*outReq // server→client requests by client-facing id
 	nextOut  int64
-	stream   *Sink // the open GET (or HTTP+SSE) stream, or nil
+	stream   *Sink     // the open GET (or HTTP+SSE) stream, or nil
+	detached time.Time // when the last stream closed (reclaim.go)
 	held     []heldMsg
 	subs     map[string]bool // daemon: subscribed resource URIs
 	level    string          // daemon: the client's logging level ("" = all)
@@ -736,6 +737,7 @@ func (s *Session) CloseStream(sink *Sink) {
 	defer s.mu.Unlock()
 	if s.stream == sink {
 		s.stream = nil
+		s.detached = time.Now()
 	}
 	if s.ended {
 		return
