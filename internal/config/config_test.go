@@ -83,6 +83,7 @@ func withServers(servers ...*Server) *Config {
 
 const fullYAML = `# every key this version knows, none at its default
 listen: 0.0.0.0:9090
+reload: watch
 public_url: https://MCP.example.com/
 allowed_hosts: [mcp.example.com, "Other.Example.com:8443", "[::1]:9090"]
 allowed_origins: ["https://claude.ai", "HTTP://LOCALHOST:6274/", "https://app.example.com:443"]
@@ -136,6 +137,7 @@ func TestParseFull(t *testing.T) {
 	got := mustParse(t, fullYAML, map[string]string{"GITHUB_TOKEN": "ghp_x", "CI_TOKEN": ciToken})
 	want := &Config{
 		Listen:         "0.0.0.0:9090",
+		Reload:         "watch",
 		PublicURL:      "https://mcp.example.com",
 		AllowedHosts:   []string{"mcp.example.com", "other.example.com:8443", "[::1]:9090"},
 		AllowedOrigins: []string{"https://claude.ai", "http://localhost:6274", "https://app.example.com"},
@@ -284,6 +286,7 @@ servers:
 func TestDefaultsDocumented(t *testing.T) {
 	want := &Config{
 		Listen: "127.0.0.1:8080",
+		Reload: "signal",
 		Log:    Log{Level: "info", Format: "json"},
 		Limits: Limits{
 			MaxProcesses:    32,
@@ -778,6 +781,11 @@ servers:
 				`log.level: must be one of debug, info, warn, error (got "warning") (line 1)`,
 				`log.format: must be one of json, text (got "JSON") (line 1)`,
 			},
+		},
+		{
+			name: "reload",
+			yaml: "reload: inotify\nservers: {a: {command: [x]}}",
+			want: []string{`reload: must be one of signal, watch (got "inotify") (line 1)`},
 		},
 
 		// Durations, sizes and numbers.

@@ -137,6 +137,7 @@ func (d *decoder) decode(data []byte) *Config {
 		"session_rate":    d.rate(&c.SessionRate),
 		"workspaces":      d.env(&c.Workspaces),
 		"state_dir":       d.str(&c.StateDir),
+		"reload":          d.str(&c.Reload),
 	}, reservedTopKeys)
 	if c.StateDir == "" {
 		c.StateDir = defaultStateDir(d.lookupEnv)

@@ -15,6 +15,7 @@ const (
 	defaultListen    = "127.0.0.1:8080"
 	defaultLogLevel  = "info"
 	defaultLogFormat = "json"
+	defaultReload    = ReloadSignal
 
 	defaultMaxProcesses    = 32
 	defaultMaxBodyBytes    = 4 << 20  // 4 MiB
@@ -159,6 +160,7 @@ const (
 func newConfig() *Config {
 	return &Config{
 		Listen: defaultListen,
+		Reload: defaultReload,
 		Log: Log{
 			Level:  defaultLogLevel,
 			Format: defaultLogFormat,

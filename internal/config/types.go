@@ -48,7 +48,19 @@ type Config struct {
 	// the per-user default (see defaultStateDir); "" when neither is
 	// known.
 	StateDir string
+	// Reload is what makes a running gateway re-read this file:
+	// ReloadSignal (SIGHUP or `mcpgw reload`) or ReloadWatch (those, and
+	// any change to the file).
+	Reload string
 }
+
+// Reload triggers (Config.Reload).
+const (
+	// ReloadSignal reloads on SIGHUP and `mcpgw reload` only.
+	ReloadSignal = "signal"
+	// ReloadWatch also reloads when the file's content changes.
+	ReloadWatch = "watch"
+)
 
 // Auth modes (Auth.Mode).
 const (

@@ -74,6 +74,7 @@ func (v *validator) config(c *Config) {
 	}
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "json", "text")
+	v.oneOf("reload", c.Reload, ReloadSignal, ReloadWatch)
 
 	l := &c.Limits
 	v.intRange("limits.max_processes", l.MaxProcesses, minMaxProcesses, maxMaxProcesses)

@@ -47,11 +47,12 @@ func newLimits(req, sess *config.Rate) limits {
 // it for the log; without it the request is answered with 401.
 func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, server string) bool {
 	ri := info(r.Context())
-	if g.auth == nil {
+	a := g.authn()
+	if a == nil {
 		ri.identity = anonymous
 		return true
 	}
-	id, err := g.auth.AuthenticateResource(r.Context(), r.Header, g.resource(r, server))
+	id, err := a.AuthenticateResource(r.Context(), r.Header, g.resource(r, server))
 	if err == nil {
 		ri.identity = id.Name
 		return g.scoped(w, r, server, id)
@@ -78,10 +79,11 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, server st
 // there are none or they are invalid; for endpoints that serve everyone
 // but say more to authenticated callers.
 func (g *Gateway) identityFor(r *http.Request) string {
-	if g.auth == nil {
+	a := g.authn()
+	if a == nil {
 		return anonymous
 	}
-	id, err := g.auth.Authenticate(r.Context(), r.Header)
+	id, err := a.Authenticate(r.Context(), r.Header)
 	if err != nil {
 		return ""
 	}
@@ -92,7 +94,7 @@ func (g *Gateway) identityFor(r *http.Request) string {
 // identity it does not list.
 func (g *Gateway) allowed(w http.ResponseWriter, r *http.Request, s *config.Server) bool {
 	ri := info(r.Context())
-	if g.auth == nil || config.AllowsIdentity(s.Allow, ri.identity) {
+	if g.authn() == nil || config.AllowsIdentity(s.Allow, ri.identity) {
 		return true
 	}
 	ri.errMsg = "identity not allowed"
@@ -129,7 +131,8 @@ func (g *Gateway) rateLimited(w http.ResponseWriter, r *http.Request, server str
 		return ""
 	}
 	var checks []ratelimit.Check
-	for _, l := range []limits{g.limits, g.serverLimits[server]} {
+	f := g.front.Load()
+	for _, l := range []limits{f.limits, f.serverLimits[server]} {
 		checks = append(checks,
 			ratelimit.Check{L: l.requests, Key: key(l.requestsPer), N: requests},
 			ratelimit.Check{L: l.sessions, Key: key(l.sessionsPer), N: inits})
@@ -182,7 +185,7 @@ func (g *Gateway) clientIP(r *http.Request) string {
 func (g *Gateway) ClientIP(r *http.Request) string { return g.clientIP(r) }
 
 func (g *Gateway) trusted(a netip.Addr) bool {
-	for _, p := range g.cfg.TrustedProxies {
+	for _, p := range g.conf().TrustedProxies {
 		if p.Contains(a) {
 			return true
 		}
@@ -197,8 +200,8 @@ const metadataPath = "/.well-known/oauth-protected-resource"
 // baseURL is how clients reach the gateway: public_url, else the scheme
 // and (validated) Host of the request.
 func (g *Gateway) baseURL(r *http.Request) string {
-	if g.cfg.PublicURL != "" {
-		return g.cfg.PublicURL
+	if g.conf().PublicURL != "" {
+		return g.conf().PublicURL
 	}
 	scheme := "http"
 	if r.TLS != nil {
@@ -221,7 +224,7 @@ type resourceMetadata struct {
 // after a 401 (MCP spec 2025-06-18, basic/authorization, "Authorization
 // Server Discovery"). Only served when authentication is required.
 func (g *Gateway) handleMetadata(w http.ResponseWriter, r *http.Request, rest string) {
-	if g.auth == nil || !g.cfg.Auth.Advertise {
+	if g.authn() == nil || !g.conf().Auth.Advertise {
 		writeError(w, r, http.StatusNotFound, nil, jsonrpc.CodeInvalidRequest, "not found: no authentication is configured", 0)
 		return
 	}
@@ -251,11 +254,11 @@ func (g *Gateway) handleMetadata(w http.ResponseWriter, r *http.Request, rest st
 		BearerMethodsSupported: []string{"header"},
 		ResourceName:           "mcpgw",
 	}
-	if g.cfg.Auth.OAuth != nil {
-		md.AuthorizationServers = append(md.AuthorizationServers, g.cfg.PublicURL)
+	if g.conf().Auth.OAuth != nil {
+		md.AuthorizationServers = append(md.AuthorizationServers, g.conf().PublicURL)
 		md.ScopesSupported = g.requiredScopes()
 	}
-	if j := g.cfg.Auth.JWT; j != nil {
+	if j := g.conf().Auth.JWT; j != nil {
 		md.AuthorizationServers = append(md.AuthorizationServers, j.Issuer)
 	}
 	body, _ := json.Marshal(md)

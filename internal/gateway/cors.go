@@ -35,11 +35,11 @@ const corsExposeHeaders = "Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticat
 // allowed_origins, else "".
 func (g *Gateway) corsOrigin(r *http.Request) string {
 	vals := r.Header.Values("Origin")
-	if len(vals) != 1 || len(g.cfg.AllowedOrigins) == 0 {
+	if len(vals) != 1 || len(g.conf().AllowedOrigins) == 0 {
 		return ""
 	}
 	norm, ok := normOrigin(vals[0])
-	if !ok || !slices.Contains(g.cfg.AllowedOrigins, norm) {
+	if !ok || !slices.Contains(g.conf().AllowedOrigins, norm) {
 		return ""
 	}
 	return vals[0]

@@ -170,7 +170,7 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
 		g.handleReady(w, r)
 		return
 	}
-	if g.cfg.Auth.OAuth != nil && oauthPath(raw) {
+	if g.conf().Auth.OAuth != nil && oauthPath(raw) {
 		g.serveOAuth(w, r)
 		return
 	}
@@ -201,11 +201,14 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	srv := g.mgr.Server(name)
+	if srv == nil && continuesSession(r, sub) {
+		srv = g.mgr.Retired(name) // a reload removed it: its sessions drain
+	}
 	if srv == nil {
 		writeError(w, r, http.StatusNotFound, nil, jsonrpc.CodeInvalidRequest, fmt.Sprintf("unknown server %q", name), 0)
 		return
 	}
-	if !g.allowed(w, r, srv.Config()) {
+	if !g.allowed(w, r, g.serverConf(srv)) {
 		return
 	}
 	ri := info(r.Context())
@@ -299,7 +302,7 @@ func (g *Gateway) hostAllowed(hostport string) bool {
 	if isLoopbackHost(host) {
 		return true
 	}
-	for _, a := range g.cfg.AllowedHosts {
+	for _, a := range g.conf().AllowedHosts {
 		// An entry without a port matches any port; "[v6]" is a bare host.
 		if a == hostport || a == host || strings.Trim(a, "[]") == host && !strings.Contains(strings.TrimPrefix(a, "["), "]:") {
 			return true
@@ -316,7 +319,7 @@ func (g *Gateway) originAllowed(origin string) bool {
 	if u, err := url.Parse(norm); err == nil && isLoopbackHost(u.Hostname()) {
 		return true
 	}
-	return slices.Contains(g.cfg.AllowedOrigins, norm)
+	return slices.Contains(g.conf().AllowedOrigins, norm)
 }
 
 // writeError answers before anything was streamed: HTTP status plus a

@@ -51,7 +51,6 @@ type Options struct {
 
 // Gateway serves MCP for the configured servers.
 type Gateway struct {
-	cfg      *config.Config
 	log      *slog.Logger
 	launcher *launch.Launcher
 	mgr      *session.Manager
@@ -60,10 +59,15 @@ type Gateway struct {
 	openOnce sync.Once
 	openErr  error
 
-	auth         *auth.Authenticator // nil: no authentication (local or none)
-	oauth        AuthorizationServer // nil: no auth.oauth
-	limits       limits              // gateway-wide rate limits
-	serverLimits map[string]limits   // per-server rate limits
+	// front is the configuration of the front door (reload.go): read
+	// once per use, replaced whole by Reload.
+	front    atomic.Pointer[front]
+	authOpts auth.Options        // what New was given, for Reload's authenticators
+	oauth    AuthorizationServer // nil: no auth.oauth
+	reloadMu sync.Mutex          // serialises Reload
+	lnMu     sync.Mutex          // guards ln and moved
+	ln       net.Listener        // the listener Serve accepts on
+	moved    bool                // Reload replaced ln: Serve goes on with the new one
 
 	listening atomic.Bool
 	draining  atomic.Bool
@@ -87,32 +91,23 @@ func New(cfg *config.Config, opts *Options) *Gateway {
 	}
 	l := launch.New(cfg, &launch.Options{Logger: log, Getenv: opts.Getenv})
 	g := &Gateway{
-		cfg:      cfg,
 		log:      log,
 		launcher: l,
 		mgr:      session.NewManager(cfg, l, &session.Options{Logger: log}),
 		version:  opts.Version,
 		drained:  make(chan struct{}),
-		limits:   newLimits(cfg.Rate, cfg.SessionRate),
 	}
-	g.serverLimits = make(map[string]limits, len(cfg.Servers))
-	for name, s := range cfg.Servers {
-		g.serverLimits[name] = newLimits(s.Rate, s.SessionRate)
+	if opts.Auth != nil {
+		g.authOpts = *opts.Auth
 	}
-	switch cfg.Auth.Mode {
-	case config.AuthRequired:
-		ao := &auth.Options{}
-		if opts.Auth != nil {
-			*ao = *opts.Auth
-		}
-		if cfg.Auth.OAuth != nil && opts.OAuth != nil {
-			g.oauth = opts.OAuth
-			ao.Issuer = opts.OAuth
-		} else if cfg.Auth.OAuth != nil {
-			log.Error("auth.oauth is configured but no authorization server was given: its endpoints answer 503")
-		}
-		g.auth = auth.New(&cfg.Auth, ao)
-	case config.AuthNone:
+	if cfg.Auth.OAuth != nil && opts.OAuth != nil {
+		g.oauth = opts.OAuth
+		g.authOpts.Issuer = opts.OAuth
+	} else if cfg.Auth.OAuth != nil {
+		log.Error("auth.oauth is configured but no authorization server was given: its endpoints answer 503")
+	}
+	g.front.Store(g.newFront(cfg, nil))
+	if cfg.Auth.Mode == config.AuthNone {
 		log.Warn("authentication is off (auth: {mode: none}): anyone who can reach the gateway can use every server", "listen", cfg.Listen)
 	}
 	g.srv = &http.Server{
@@ -151,12 +146,27 @@ func (g *Gateway) Serve(ln net.Listener) error {
 		return fmt.Errorf("opening the gateway: %w", err)
 	}
 	g.listening.Store(true)
-	err := g.srv.Serve(ln)
-	g.listening.Store(false)
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+	defer g.listening.Store(false)
+	g.lnMu.Lock()
+	g.ln = ln
+	g.lnMu.Unlock()
+	for {
+		err := g.srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		// A reload that moves the listener closes the old one: go on
+		// accepting on the new one (connections already accepted are
+		// the http.Server's and are not affected).
+		g.lnMu.Lock()
+		next, moved := g.ln, g.moved
+		g.moved = false
+		g.lnMu.Unlock()
+		if !moved {
+			return fmt.Errorf("serving HTTP on %s: %w", ln.Addr(), err)
+		}
+		ln = next
 	}
-	return fmt.Errorf("serving HTTP on %s: %w", ln.Addr(), err)
 }
 
 // Shutdown drains and stops: readiness turns 503 at once, new sessions and
@@ -166,9 +176,7 @@ func (g *Gateway) Serve(ln net.Listener) error {
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.draining.Store(true)
 	g.drainOnce.Do(func() { close(g.drained) })
-	if g.auth != nil {
-		defer g.auth.Close()
-	}
+	defer g.closeAuth()
 	g.mgr.Drain()
 	defer g.closeLauncher()
 	err := g.srv.Shutdown(ctx)

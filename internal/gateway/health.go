@@ -65,7 +65,7 @@ func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
 	// With authentication required, anonymous callers learn only the
 	// status: server names, versions and counts are detail for
 	// authenticated callers.
-	detail := g.auth == nil || g.identityFor(r) != ""
+	detail := g.authn() == nil || g.identityFor(r) != ""
 	rd := readiness{
 		Version:   g.version,
 		Listening: g.listening.Load(),

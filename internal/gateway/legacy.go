@@ -112,8 +112,8 @@ func (g *Gateway) legacyStream(w http.ResponseWriter, r *http.Request, srv *sess
 	}()
 
 	endpoint := "/mcp/" + srv.Name + "/message?sessionId=" + url.QueryEscape(c.id)
-	if g.cfg.PublicURL != "" {
-		endpoint = g.cfg.PublicURL + endpoint
+	if g.conf().PublicURL != "" {
+		endpoint = g.conf().PublicURL + endpoint
 	}
 	g.stream(w, r, c.sink, legacyStream, false, endpoint)
 }
@@ -125,7 +125,9 @@ func (g *Gateway) legacyMessage(w http.ResponseWriter, r *http.Request, srv *ses
 	c := g.legacy.get(id)
 	// Another identity presenting this stream's id gets the same 404 as an
 	// unknown id, never the session.
-	if c == nil || c.srv != srv || c.identity != ri.identity {
+	// By name: a reload may have replaced the server's definition since
+	// the stream opened, and the stream keeps its own (c.srv).
+	if c == nil || c.srv.Name != srv.Name || c.identity != ri.identity {
 		writeError(w, r, http.StatusNotFound, nil, jsonrpc.CodeInvalidRequest,
 			"unknown sessionId: open a stream with GET /mcp/"+srv.Name+"/sse first", 0)
 		return

@@ -81,7 +81,8 @@ func (g *Gateway) handleModern(w http.ResponseWriter, r *http.Request, srv *sess
 	var sink *session.Sink
 	var err error
 	if session.IsGatewayState(mrtr.RequestState) {
-		call, sink, err = srv.Resume(ctx, caller, msg, mrtr.RequestState, mrtr.InputResponses)
+		// The generation that parked it, which a reload may have replaced.
+		call, sink, err = g.mgr.Holding(srv, mrtr.RequestState).Resume(ctx, caller, msg, mrtr.RequestState, mrtr.InputResponses)
 	} else {
 		sink = session.NewSink(1024)
 		call, err = srv.Stateless(ctx, caller, msg, meta, sink)

@@ -58,7 +58,7 @@ func (g *Gateway) resource(r *http.Request, server string) string {
 // requiredScopes are the scopes a token of the gateway's own authorization
 // server must carry.
 func (g *Gateway) requiredScopes() []string {
-	if o := g.cfg.Auth.OAuth; o != nil {
+	if o := g.conf().Auth.OAuth; o != nil {
 		return o.Scopes
 	}
 	return nil
@@ -72,7 +72,7 @@ func (g *Gateway) requiredScopes() []string {
 // credentials.
 func (g *Gateway) challenge(r *http.Request, server, errCode, desc string) string {
 	var parts []string
-	if g.cfg.Auth.Advertise {
+	if g.conf().Auth.Advertise {
 		parts = append(parts, fmt.Sprintf("resource_metadata=%q", g.baseURL(r)+metadataPath+"/mcp/"+server))
 		if sc := g.requiredScopes(); len(sc) > 0 {
 			parts = append(parts, fmt.Sprintf("scope=%q", strings.Join(sc, " ")))

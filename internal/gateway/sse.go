@@ -85,7 +85,7 @@ const (
 // the one writer of every SSE transport.
 func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, sink *session.Sink, kind streamKind, isBatch bool, endpoint string) (paused bool) {
 	ri := info(r.Context())
-	keepalive := time.NewTicker(g.cfg.Limits.SSEKeepAlive)
+	keepalive := time.NewTicker(g.conf().Limits.SSEKeepAlive)
 	defer keepalive.Stop()
 	var sse *sseWriter
 	var drain <-chan struct{}

@@ -227,8 +227,8 @@ func isJSONMediaType(ct string) bool {
 // limits.read_timeout.
 func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(g.cfg.Limits.ReadTimeout))
-	limit := g.cfg.Limits.MaxBodyBytes
+	_ = rc.SetReadDeadline(time.Now().Add(g.conf().Limits.ReadTimeout))
+	limit := g.conf().Limits.MaxBodyBytes
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		// The deadline stays: net/http must not wait for the rest of a

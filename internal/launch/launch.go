@@ -23,6 +23,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpgw/mcpgw/internal/backend"
@@ -49,7 +50,7 @@ type Options struct {
 // Launcher starts the processes of the servers of one configuration. Its
 // methods may be called concurrently once Open has returned.
 type Launcher struct {
-	cfg    *config.Config
+	cfg    atomic.Pointer[config.Config] // replaced by Reload
 	log    *slog.Logger
 	getenv func(string) (string, bool)
 
@@ -77,12 +78,14 @@ func New(cfg *config.Config, opts *Options) *Launcher {
 		getenv = func(string) (string, bool) { return "", false }
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Launcher{cfg: cfg, log: log, getenv: getenv, ctx: ctx, cancel: cancel}
+	l := &Launcher{log: log, getenv: getenv, ctx: ctx, cancel: cancel}
+	l.cfg.Store(cfg)
+	return l
 }
 
 // needsEngine reports whether any configured server runs in a container.
 func (l *Launcher) needsEngine() bool {
-	return slices.ContainsFunc(slices.Collect(maps.Values(l.cfg.Servers)),
+	return slices.ContainsFunc(slices.Collect(maps.Values(l.cfg.Load().Servers)),
 		func(s *config.Server) bool { return s.Runtime == config.RuntimeContainer })
 }
 
@@ -93,8 +96,9 @@ func (l *Launcher) needsEngine() bool {
 // not returned: native servers keep working, and readiness reports the
 // engine. The error is only ctx's.
 func (l *Launcher) Open(ctx context.Context) error {
-	for _, name := range slices.Sorted(maps.Keys(l.cfg.Servers)) {
-		sc := l.cfg.Servers[name]
+	cfg := l.cfg.Load()
+	for _, name := range slices.Sorted(maps.Keys(cfg.Servers)) {
+		sc := cfg.Servers[name]
 		if sc.Runtime != config.RuntimeContainer && sc.Sandbox == config.SandboxNone {
 			l.log.Info("server runs without a sandbox", "tool", name, "runtime", sc.Runtime, "sandbox", sc.Sandbox)
 		}
@@ -102,6 +106,36 @@ func (l *Launcher) Open(ctx context.Context) error {
 	if !l.needsEngine() {
 		return nil
 	}
+	return l.connect(ctx)
+}
+
+// Reload makes cfg the configuration of the processes started from now on
+// (its workspaces and limits.max_message_bytes). When a server of cfg runs
+// in a container and the gateway has no engine client yet, it connects to
+// the engine and sweeps leftovers, as Open does; an engine that does not
+// answer is logged, not returned. Processes already running are not
+// touched.
+func (l *Launcher) Reload(ctx context.Context, cfg *config.Config) error {
+	prev := l.cfg.Swap(cfg)
+	for _, name := range slices.Sorted(maps.Keys(cfg.Servers)) {
+		sc := cfg.Servers[name]
+		if p := prev.Servers[name]; sc.Runtime != config.RuntimeContainer && sc.Sandbox == config.SandboxNone &&
+			(p == nil || p.Sandbox != config.SandboxNone || p.Runtime == config.RuntimeContainer) {
+			l.log.Info("server runs without a sandbox", "tool", name, "runtime", sc.Runtime, "sandbox", sc.Sandbox)
+		}
+	}
+	l.mu.Lock()
+	have := l.engine != nil || l.closed
+	l.mu.Unlock()
+	if have || !l.needsEngine() {
+		return nil
+	}
+	return l.connect(ctx)
+}
+
+// connect creates the engine client and removes the containers that gone
+// gateway processes left behind.
+func (l *Launcher) connect(ctx context.Context) error {
 	e, err := spawn.NewEngine(spawn.NewInstanceID(), l.log)
 	if err != nil {
 		l.log.Error("container engine unusable; container servers are unavailable", "runtime", config.RuntimeContainer, "error", err.Error())
@@ -121,7 +155,7 @@ func (l *Launcher) Open(ctx context.Context) error {
 		l.log.Warn("could not sweep leftover containers", "runtime", config.RuntimeContainer, "error", err.Error())
 	}
 	l.mu.Lock()
-	l.engine = e
+	l.engine, l.engineErr = e, nil
 	l.mu.Unlock()
 	return ctx.Err()
 }
@@ -193,7 +227,7 @@ func (l *Launcher) Start(ctx context.Context, sc *config.Server, h backend.Handl
 	return backend.New(p, h, backend.Options{
 		Name:            sc.Name,
 		Runtime:         string(sc.Runtime),
-		MaxMessageBytes: l.cfg.Limits.MaxMessageBytes,
+		MaxMessageBytes: l.cfg.Load().Limits.MaxMessageBytes,
 		Logger:          l.log,
 		Redact:          slices.Collect(maps.Values(sc.Env)),
 	}), nil
@@ -312,7 +346,7 @@ func (l *Launcher) startContainer(ctx context.Context, sc *config.Server) (backe
 // since then refuses the start.
 func (l *Launcher) verifyWorkspaces(sc *config.Server) error {
 	for _, w := range sc.Workspaces {
-		if err := config.VerifyMount(l.cfg.Workspaces[w.Name], w); err != nil {
+		if err := config.VerifyMount(l.cfg.Load().Workspaces[w.Name], w); err != nil {
 			return fmt.Errorf("starting server %q: %w", sc.Name, err)
 		}
 	}

@@ -87,7 +87,7 @@ func (srv *Server) Listen(id json.RawMessage, want Filter) (*Listener, error) {
 		m.mu.Unlock()
 		return nil, errDraining()
 	}
-	if open := m.listening; open >= m.cfg.Limits.MaxSessions {
+	if open := m.listening; open >= m.conf().Limits.MaxSessions {
 		m.mu.Unlock()
 		return nil, errTooMany(fmt.Sprintf("the gateway has %d subscription streams open (limits.max_sessions); retry later", open))
 	}

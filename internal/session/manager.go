@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpgw/mcpgw/internal/backend"
@@ -31,13 +32,20 @@ type Options struct {
 // Manager owns all sessions of all servers, the process slots, and the
 // janitor that enforces idle and lifetime deadlines.
 type Manager struct {
-	cfg      *config.Config
 	log      *slog.Logger
 	launcher Launcher
 
-	servers map[string]*Server
+	// cfg and servers are the current configuration and its servers,
+	// replaced as a whole by Reload (reload.go) so that the hot path reads
+	// them without a lock. A Server whose definition changed or that was
+	// removed leaves servers for retired until its drain is over.
+	cfg     atomic.Pointer[config.Config]
+	servers atomic.Pointer[map[string]*Server]
+
+	reloadMu sync.Mutex // serialises Reload
 
 	mu        sync.Mutex
+	retired   []*Server // generations draining after a reload (reload.go)
 	sessions  map[string]*Session
 	live      int                // processes alive or starting, all servers
 	listening int                // open subscriptions/listen streams, all servers
@@ -65,35 +73,44 @@ func NewManager(cfg *config.Config, launcher Launcher, opts *Options) *Manager {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{
-		cfg:       cfg,
 		log:       log,
 		launcher:  launcher,
-		servers:   make(map[string]*Server),
 		sessions:  make(map[string]*Session),
 		adhoc:     make(map[*proc]struct{}),
 		slotFreed: make(chan struct{}),
 		ctx:       ctx,
 		cancel:    cancel,
 	}
+	servers := make(map[string]*Server, len(cfg.Servers))
 	for name, sc := range cfg.Servers {
-		m.servers[name] = newServer(m, name, sc)
+		servers[name] = newServer(m, name, sc)
 	}
+	m.cfg.Store(cfg)
+	m.servers.Store(&servers)
 	return m
 }
+
+// conf is the current configuration.
+func (m *Manager) conf() *config.Config { return m.cfg.Load() }
+
+// current is the current configuration's servers by name; callers must
+// not change the map.
+func (m *Manager) current() map[string]*Server { return *m.servers.Load() }
 
 // janitorTick is how often the janitor looks: often enough to enforce the
 // shortest idle, lifetime and hold bound within a quarter of it, never
 // more often than every 50ms, at least every second.
 func (m *Manager) janitorTick() time.Duration {
 	tick := time.Second
-	for _, sc := range m.cfg.Servers {
+	cfg := m.conf()
+	for _, sc := range cfg.Servers {
 		for _, d := range []time.Duration{sc.Timeouts.Idle / 4, sc.Timeouts.MaxLifetime / 4} {
 			if d > 0 && d < tick {
 				tick = d
 			}
 		}
 	}
-	if h := m.cfg.Limits.HoldMessages / 4; h > 0 && h < tick {
+	if h := cfg.Limits.HoldMessages / 4; h > 0 && h < tick {
 		tick = h
 	}
 	return max(tick, 50*time.Millisecond)
@@ -113,13 +130,14 @@ func (m *Manager) Open() {
 }
 
 // Server returns the named server, or nil.
-func (m *Manager) Server(name string) *Server { return m.servers[name] }
+func (m *Manager) Server(name string) *Server { return m.current()[name] }
 
 // Servers returns the configured servers sorted by name.
 func (m *Manager) Servers() []*Server {
-	out := make([]*Server, 0, len(m.servers))
-	for _, name := range slices.Sorted(maps.Keys(m.servers)) {
-		out = append(out, m.servers[name])
+	servers := m.current()
+	out := make([]*Server, 0, len(servers))
+	for _, name := range slices.Sorted(maps.Keys(servers)) {
+		out = append(out, servers[name])
 	}
 	return out
 }
@@ -156,7 +174,7 @@ func (m *Manager) Drain() {
 	for _, s := range sessions {
 		s.closeStream()
 	}
-	for _, srv := range m.servers {
+	for _, srv := range m.generations() {
 		srv.listeners.finishAll()
 	}
 }
@@ -180,7 +198,7 @@ func (m *Manager) Close() {
 	m.mu.Lock()
 	procs := slices.Collect(maps.Keys(m.adhoc))
 	m.mu.Unlock()
-	for _, srv := range m.servers {
+	for _, srv := range m.generations() {
 		srv.inputs.clear()
 		if srv.pool != nil {
 			procs = append(procs, srv.pool.list()...)
@@ -241,7 +259,7 @@ func (m *Manager) Stats(server string) Stats {
 	}
 	if server == "" {
 		st.Processes = m.live
-	} else if srv := m.servers[server]; srv != nil {
+	} else if srv := m.Server(server); srv != nil {
 		st.Processes = srv.procs
 	}
 	return st
@@ -260,8 +278,13 @@ func (m *Manager) reserve(ctx context.Context, srv *Server) error {
 			m.mu.Unlock()
 			return errDraining()
 		}
+		if srv.drainOver(time.Now()) {
+			m.mu.Unlock()
+			return errReplaced(srv)
+		}
+		maxProcesses := m.conf().Limits.MaxProcesses
 		serverFull := srv.procs >= srv.cfg.MaxProcesses
-		globalFull := m.live >= m.cfg.Limits.MaxProcesses
+		globalFull := m.live >= maxProcesses
 		if !serverFull && !globalFull {
 			srv.procs++
 			m.live++
@@ -296,7 +319,7 @@ func (m *Manager) reserve(ctx context.Context, srv *Server) error {
 		if deadline.IsZero() || !time.Now().Before(deadline) {
 			what := fmt.Sprintf("server %q is at its process limit (servers.%s.max_processes = %d)", srv.Name, srv.Name, srv.cfg.MaxProcesses)
 			if !serverFull {
-				what = fmt.Sprintf("the gateway is at its process limit (limits.max_processes = %d)", m.cfg.Limits.MaxProcesses)
+				what = fmt.Sprintf("the gateway is at its process limit (limits.max_processes = %d)", maxProcesses)
 			}
 			return errTooMany(what + " and no idle session could be reclaimed; retry later")
 		}
@@ -358,8 +381,11 @@ func (m *Manager) add(s *Session) error {
 	if m.draining {
 		return errDraining()
 	}
-	if len(m.sessions) >= m.cfg.Limits.MaxSessions {
-		return errTooMany(fmt.Sprintf("the gateway is at its session limit (limits.max_sessions = %d); retry later", m.cfg.Limits.MaxSessions))
+	if s.srv.drainOver(time.Now()) {
+		return errReplaced(s.srv)
+	}
+	if limit := m.conf().Limits.MaxSessions; len(m.sessions) >= limit {
+		return errTooMany(fmt.Sprintf("the gateway is at its session limit (limits.max_sessions = %d); retry later", limit))
 	}
 	m.sessions[s.id] = s
 	s.published.Store(true)
@@ -371,7 +397,8 @@ func (m *Manager) add(s *Session) error {
 // reclaimable session (reclaim.go), else it refuses with 429.
 func (m *Manager) roomForSession() error {
 	m.mu.Lock()
-	if len(m.sessions) < m.cfg.Limits.MaxSessions {
+	limit := m.conf().Limits.MaxSessions
+	if len(m.sessions) < limit {
 		m.mu.Unlock()
 		return nil
 	}
@@ -389,7 +416,7 @@ func (m *Manager) roomForSession() error {
 	}
 	if victim == nil {
 		m.mu.Unlock()
-		return errTooMany(fmt.Sprintf("the gateway is at its session limit (limits.max_sessions = %d) and no session is idle enough to end; retry later", m.cfg.Limits.MaxSessions))
+		return errTooMany(fmt.Sprintf("the gateway is at its session limit (limits.max_sessions = %d) and no session is idle enough to end; retry later", limit))
 	}
 	delete(m.sessions, victim.id) // the slot is free at once
 	m.mu.Unlock()
@@ -418,7 +445,7 @@ func (m *Manager) stopAsync(s *Session, why error) {
 
 // janitor enforces idle and lifetime deadlines and expires held messages.
 func (m *Manager) janitor(tick time.Duration) {
-	for _, srv := range m.servers {
+	for _, srv := range m.current() {
 		if srv.pool != nil {
 			srv.pool.maintain(time.Now()) // warm processes start with the gateway
 		}
@@ -430,6 +457,10 @@ func (m *Manager) janitor(tick time.Duration) {
 		case <-m.ctx.Done():
 			return
 		case <-t.C:
+		}
+		if next := m.janitorTick(); next != tick { // a reload changed the timeouts
+			tick = next
+			t.Reset(tick)
 		}
 		m.mu.Lock()
 		sessions := slices.Collect(maps.Values(m.sessions))
@@ -443,6 +474,18 @@ func (m *Manager) janitor(tick time.Duration) {
 			last, busy := s.idleState()
 			to := s.srv.cfg.Timeouts
 			switch {
+			case s.srv.drainOver(now):
+				// A reload replaced or removed its server and the drain
+				// deadline passed: as at the maximum lifetime, new requests
+				// get 404 (the client re-initialises with the new
+				// definition) and the running ones finish first.
+				if s.expire() {
+					m.log.Info("session of a replaced server definition reached the drain deadline; ending it", "tool", s.srv.Name,
+						"runtime", s.srv.cfg.Runtime, "session_id", s.id, "in_flight", busy)
+				}
+				if !busy {
+					m.stopAsync(s, errReplacedStop)
+				}
 			case !busy && now.Sub(last) >= to.Idle:
 				m.log.Info("session idle timeout", "tool", s.srv.Name, "runtime", s.srv.cfg.Runtime,
 					"session_id", s.id, "idle_ms", now.Sub(last).Milliseconds())
@@ -459,12 +502,16 @@ func (m *Manager) janitor(tick time.Duration) {
 				}
 			}
 		}
-		for _, srv := range m.servers {
+		for _, srv := range m.generations() {
 			if srv.pool != nil {
 				srv.pool.maintain(now)
 			}
 			srv.listeners.expire(now, srv.cfg.Timeouts.MaxLifetime)
+			if srv.drainOver(now) {
+				srv.listeners.finishAll()
+			}
 		}
+		m.forgetDrained(now)
 	}
 }
 

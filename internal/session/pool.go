@@ -347,6 +347,13 @@ func (pl *pool) list() []*proc {
 func (pl *pool) maintain(now time.Time) {
 	srv := pl.srv
 	to := srv.cfg.Timeouts
+	// A generation that a reload replaced keeps no warm process and no
+	// idle one, and drains every process at its drain deadline.
+	replaced, drainOver := srv.replaced(), srv.drainOver(now)
+	minProcs := srv.cfg.MinProcesses
+	if replaced {
+		minProcs = 0
+	}
 	procs := pl.list()
 	live := 0
 	for _, p := range procs {
@@ -356,11 +363,16 @@ func (pl *pool) maintain(now time.Time) {
 	}
 	for _, p := range procs {
 		p.mu.Lock()
-		idle := len(p.sessions) == 0 && len(p.inflight) == 0 && now.Sub(p.lastUsed) >= to.Idle
+		idle := len(p.sessions) == 0 && len(p.inflight) == 0 && (replaced || now.Sub(p.lastUsed) >= to.Idle)
 		busy := len(p.inflight) > 0
 		if now.Sub(p.started) >= to.MaxLifetime && p.advanceLocked(procDraining) == procReady {
 			live--
 			srv.m.log.Info("server process reached its maximum lifetime; draining it", "tool", srv.Name,
+				"runtime", srv.cfg.Runtime, "process", p.b.ID())
+		}
+		if drainOver && p.advanceLocked(procDraining) == procReady {
+			live--
+			srv.m.log.Info("server process of a replaced definition reached the drain deadline; draining it", "tool", srv.Name,
 				"runtime", srv.cfg.Runtime, "process", p.b.ID())
 		}
 		draining := p.state >= procDraining
@@ -369,14 +381,14 @@ func (pl *pool) maintain(now time.Time) {
 		case draining && !busy:
 			// Its sessions move to another process on their next request.
 			p.stopAsync(errLifetime)
-		case !draining && idle && live > srv.cfg.MinProcesses:
+		case !draining && idle && live > minProcs:
 			srv.m.log.Info("stopping an idle server process", "tool", srv.Name, "runtime", srv.cfg.Runtime, "process", p.b.ID())
 			p.stopAsync(errIdle)
 			live--
 		}
 	}
 	pl.mu.Lock()
-	need := srv.cfg.MinProcesses - live - pl.starting
+	need := minProcs - live - pl.starting
 	backoff := time.Now().Before(pl.retryAt)
 	pl.mu.Unlock()
 	if need > 0 && !backoff && !srv.m.Draining() {

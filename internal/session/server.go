@@ -33,6 +33,12 @@ type Server struct {
 
 	procs    int // guarded by m.mu
 	retiring int // guarded by m.mu: launcher processes stopping because their work is done
+
+	// drainBy is set (Unix nanoseconds) when a reload replaced or removed
+	// this generation of the server; its sessions end once it passes
+	// (reload.go). Zero for a current server.
+	drainBy atomic.Int64
+	removed atomic.Bool // the reload removed the server altogether
 }
 
 func newServer(m *Manager, name string, cfg *config.Server) *Server {

@@ -614,7 +614,7 @@ func (s *Session) toStreamLocked(line []byte, backendID json.RawMessage, p *proc
 	if s.stream != nil && s.stream.push(line) {
 		return
 	}
-	if len(s.held) >= s.srv.m.cfg.Limits.MaxHeldMessages {
+	if len(s.held) >= s.srv.m.conf().Limits.MaxHeldMessages {
 		s.dropHeldLocked(s.held[0], "too many messages held")
 		s.held = s.held[1:]
 	}
@@ -642,7 +642,7 @@ func (s *Session) dropHeldLocked(h heldMsg, why string) {
 func (s *Session) expireHeld(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	hold := s.srv.m.cfg.Limits.HoldMessages
+	hold := s.srv.m.conf().Limits.HoldMessages
 	i := 0
 	for ; i < len(s.held) && now.Sub(s.held[i].at) >= hold; i++ {
 		s.dropHeldLocked(s.held[i], "held longer than limits.hold_messages")
