@@ -36,6 +36,7 @@ type command struct {
 // commands are listed in this order by "mcpgw help".
 var commands = []*command{
 	serveCommand,
+	reloadCommand,
 	checkCommand,
 	importCommand,
 	tokenCommand,

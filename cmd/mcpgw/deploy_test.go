@@ -61,6 +61,7 @@ func TestSystemdUnit(t *testing.T) {
 	d := unitDirectives(t, unit)
 	for _, want := range []struct{ key, value string }{
 		{"Service.ExecStart", "/usr/local/bin/mcpgw serve --config /etc/mcpgw/mcpgw.yaml"},
+		{"Service.ExecReload", "/usr/local/bin/mcpgw reload --config /etc/mcpgw/mcpgw.yaml"},
 		{"Service.DynamicUser", "yes"},
 		{"Service.StateDirectory", "mcpgw"},
 		{"Service.ProtectSystem", "strict"},
@@ -89,14 +90,16 @@ func TestSystemdUnit(t *testing.T) {
 		}
 		t.Skipf("skipping: systemd-analyze is not installed (apt-get install systemd; set %s=1 to make this a failure)", envRequireSystemdAnalyze)
 	}
-	// verify checks that ExecStart's program exists: point it at a
-	// built mcpgw, and change nothing else.
+	// verify checks that ExecStart's and ExecReload's program exists:
+	// point them at a built mcpgw, and change nothing else.
 	text, err := os.ReadFile(unit)
 	if err != nil {
 		t.Fatal(err)
 	}
 	copyPath := filepath.Join(t.TempDir(), "mcpgw.service")
-	writeFile(t, copyPath, strings.ReplaceAll(string(text), "ExecStart=/usr/local/bin/mcpgw ", "ExecStart="+buildBinary(t)+" "))
+	bin := buildBinary(t)
+	unitText := strings.ReplaceAll(string(text), "ExecStart=/usr/local/bin/mcpgw ", "ExecStart="+bin+" ")
+	writeFile(t, copyPath, strings.ReplaceAll(unitText, "ExecReload=/usr/local/bin/mcpgw ", "ExecReload="+bin+" "))
 
 	out, err := exec.Command(analyze, "verify", copyPath).CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) != 0 {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
 	"syscall"
@@ -133,17 +134,30 @@ func listenError(addr string, err error) error {
 	return fmt.Errorf("listening on %s: %w; %s", addr, err, change)
 }
 
-func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
-	var lvl slog.Level
-	_ = lvl.UnmarshalText([]byte(cfg.Level))
+// newLogger returns the gateway's logger and its level, which a reload
+// changes.
+func newLogger(cfg config.Log, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+	lvl := new(slog.LevelVar)
+	lvl.Set(logLevel(cfg))
 	opts := &slog.HandlerOptions{Level: lvl}
 	if cfg.Format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		return slog.New(slog.NewTextHandler(w, opts)), lvl
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(slog.NewJSONHandler(w, opts)), lvl
+}
+
+func logLevel(cfg config.Log) slog.Level {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Level))
+	return lvl
 }
 
 func runServe(ctx context.Context, c *cli, path, listen string) error {
+	// SIGHUP reloads (below); caught from the start, so that one sent
+	// while the gateway starts does not kill it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, err := loadConfig(path, c.lookupEnv)
 	if err != nil {
 		return usageError{err}
@@ -153,7 +167,7 @@ func runServe(ctx context.Context, c *cli, path, listen string) error {
 			return err
 		}
 	}
-	log := newLogger(cfg.Log, c.stderr)
+	log, level := newLogger(cfg.Log, c.stderr)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -195,14 +209,28 @@ func runServe(ctx context.Context, c *cli, path, listen string) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- g.Serve(ln) }() // owner: runServe, which waits below
 
-	select {
-	case err := <-serveErr:
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.Limits.ShutdownTimeout)
-		_ = g.Shutdown(sctx)
-		cancel()
-		return err // says "serving HTTP on ADDR: …"
-	case <-ctx.Done():
+	rl := &reloader{path: path, listen: listen, lookupEnv: c.lookupEnv, g: g, log: log, level: level, format: cfg.Log.Format}
+	rl.setWatch(cfg.Reload == config.ReloadWatch)
+	defer rl.close()
+	if ctl := openControl(cfg, rl, log); ctl != nil {
+		defer ctl.Close()
 	}
+	for done := false; !done; {
+		select {
+		case err := <-serveErr:
+			rl.close()
+			sctx, cancel := context.WithTimeout(context.Background(), g.Config().Limits.ShutdownTimeout)
+			_ = g.Shutdown(sctx)
+			cancel()
+			return err // says "serving HTTP on ADDR: …"
+		case <-hup:
+			rl.reload(ctx, "SIGHUP")
+		case <-ctx.Done():
+			done = true
+		}
+	}
+	rl.close()
+	cfg = g.Config() // the reloaded one: its shutdown_timeout
 	log.Info("shutting down: draining in-flight requests", "timeout_ms", cfg.Limits.ShutdownTimeout.Milliseconds())
 	start := time.Now()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Limits.ShutdownTimeout)

@@ -195,3 +195,6 @@ func (g *Gateway) logChanges(old, cfg *config.Config) {
 		}
 	}
 }
+
+// Config returns the configuration the gateway serves now.
+func (g *Gateway) Config() *config.Config { return g.conf() }
