@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-
-	"github.com/mcpgw/mcpgw/internal/testutil"
 )
 
 // reloadYAML is a config of demo servers, with extra top-level YAML; keys
@@ -42,8 +40,12 @@ func connectTo(t *testing.T, base, server string) (*mcp.ClientSession, error) {
 	return cs, err
 }
 
+// echo calls the demo server's echo, bounded so that a hang fails the
+// test instead of stalling it.
 func echo(cs *mcp.ClientSession) error {
-	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi"}})
 	if err == nil && res.IsError {
 		err = fmt.Errorf("tool error")
 	}
@@ -79,7 +81,9 @@ func TestReloadOfTheBinary(t *testing.T) {
 	aPID := kids[0]
 	inflight := make(chan error, 1)
 	go func() {
-		_, err := a.CallTool(context.Background(), &mcp.CallToolParams{Name: "sleep", Arguments: map[string]any{"seconds": 3}})
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, err := a.CallTool(ctx, &mcp.CallToolParams{Name: "sleep", Arguments: map[string]any{"seconds": 3}})
 		inflight <- err
 	}()
 
@@ -192,5 +196,4 @@ func TestReloadOfTheBinary(t *testing.T) {
 	if strings.Contains(logs.String(), `"level":"ERROR"`) && !strings.Contains(logs.String(), "reload refused") {
 		t.Errorf("unexpected errors in the log:\n%s", logs.String())
 	}
-	_ = testutil.Eventually
 }

@@ -168,6 +168,7 @@ func TestHelp(t *testing.T) {
 	dir := t.TempDir()
 	wantFlags := map[string][]string{
 		"serve":       {"Usage: mcpgw serve [--config FILE] [--listen ADDR]", "--config FILE", "--listen ADDR"},
+		"reload":      {"Usage: mcpgw reload [--config FILE | --state-dir DIR]", "--config FILE", "--state-dir DIR"},
 		"check":       {"Usage: mcpgw check --config FILE", "--config FILE"},
 		"import":      {"Usage: mcpgw import FILE"},
 		"token":       {"Usage: mcpgw token [NAME]"},

@@ -28,7 +28,9 @@ var serveCommand = &command{
 	summary:  "run the gateway (without --config: the built-in demo server)",
 	about: `
 Runs the gateway until SIGTERM or SIGINT, which drain in-flight requests for
-up to limits.shutdown_timeout and stop every server process.
+up to limits.shutdown_timeout and stop every server process. SIGHUP (or
+"mcpgw reload") re-reads the config file and applies it without dropping
+sessions; a file with problems is refused and the running config kept.
 
 Without --config it serves the built-in demo server at
 http://127.0.0.1:8080/mcp/demo, reachable from this machine only. It prints
