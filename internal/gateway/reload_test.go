@@ -293,3 +293,51 @@ func TestReloadMovesListener(t *testing.T) {
 		t.Errorf("the old address %s still accepts connections", old)
 	}
 }
+
+// TestReloadListenerTaken: a listen address that cannot be bound refuses
+// the whole reload: the old listener and configuration keep serving.
+func TestReloadListenerTaken(t *testing.T) {
+	h := newHarness(t, "listen: 127.0.0.1:0\nservers:\n"+markedServer("t", "k", ""))
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	_, err = h.g.Reload(context.Background(), testConfig(t, "listen: "+taken.Addr().String()+"\nservers:\n"+markedServer("t", "k", "")+markedServer("u", "u", "")))
+	if err == nil || !strings.Contains(err.Error(), "cannot move the listener to "+taken.Addr().String()) || !strings.Contains(err.Error(), "still listening on the old address") {
+		t.Fatalf("reload onto a taken port: %v", err)
+	}
+	if mark := markOf(t, h.connect("t", nil)); mark != "k" {
+		t.Errorf("old address after the refused reload: mark %q", mark)
+	}
+	if _, err := h.connectErr("u"); err == nil {
+		t.Error("a server of the refused configuration serves")
+	}
+}
+
+// TestReloadRateLimits: a rate limit added by a reload applies to the next
+// request, and one removed stops applying.
+func TestReloadRateLimits(t *testing.T) {
+	v1 := "listen: 127.0.0.1:0\nservers:\n" + markedServer("t", "k", "    max_processes: 16\n")
+	v2 := "listen: 127.0.0.1:0\nservers:\n" + markedServer("t", "k", "    max_processes: 16\n    rate: {requests_per_second: 0.001, burst: 2, per: ip}\n")
+	h := newHarness(t, v1)
+	initialize := fmt.Sprintf(initBody, "2025-11-25")
+	statuses := func() []int {
+		var out []int
+		for range 3 {
+			out = append(out, h.post("t", initialize, nil).Status)
+		}
+		return out
+	}
+	if diff := cmp.Diff([]int{200, 200, 200}, statuses()); diff != "" {
+		t.Errorf("before the reload (-want +got):\n%s", diff)
+	}
+	h.reload(v2)
+	if diff := cmp.Diff([]int{200, 200, 429}, statuses()); diff != "" {
+		t.Errorf("with a rate limit of burst 2 (-want +got):\n%s", diff)
+	}
+	h.reload(v1)
+	if diff := cmp.Diff([]int{200, 200, 200}, statuses()); diff != "" {
+		t.Errorf("rate limit removed (-want +got):\n%s", diff)
+	}
+}
