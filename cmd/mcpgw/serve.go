@@ -214,8 +214,10 @@ func runServe(ctx context.Context, c *cli, path, listen string) error {
 	rl := &reloader{path: path, listen: listen, lookupEnv: c.lookupEnv, g: g, log: log, level: level, format: cfg.Log.Format}
 	rl.setWatch(cfg.Reload == config.ReloadWatch)
 	defer rl.close()
-	if ctl := openControl(cfg, rl, log); ctl != nil {
-		defer ctl.Close()
+	if path != "" { // the built-in configuration has no file to re-read
+		if ctl := openControl(cfg, rl, log); ctl != nil {
+			defer ctl.Close()
+		}
 	}
 	for done := false; !done; {
 		select {
