@@ -20,6 +20,7 @@
 //                input_required round trip on 2026-07-28), elicitation
 //                refused when not declared, subscriptions/listen
 //   demo         mcpgw's own demo server (Go SDK): tools/list, echo
+//   echoes       server-everything's echo, five calls one after another
 //
 // Besides the steps, "wire" lists every HTTP exchange the client made (its
 // MCP headers, the JSON-RPC method, and what came back), recorded by a
@@ -149,7 +150,10 @@ async function connect(out, { sampling = false } = {}) {
       };
     });
   }
-  const transport = new StreamableHTTPClientTransport(new URL(url), { fetch: loggingFetch });
+  // MCPGW_INTEROP_TOKEN: a bearer token for a gateway with auth.tokens.
+  const token = process.env.MCPGW_INTEROP_TOKEN;
+  const requestInit = token ? { headers: { Authorization: `Bearer ${token}` } } : undefined;
+  const transport = new StreamableHTTPClientTransport(new URL(url), { fetch: loggingFetch, requestInit });
   await client.connect(transport);
   out.protocolVersion = client.getNegotiatedProtocolVersion() ?? null;
   out.era = client.getProtocolEra() ?? null;
@@ -226,8 +230,19 @@ async function demo(out) {
   await client.close();
 }
 
+// echoes calls server-everything's echo five times, one after another.
+async function echoes(out) {
+  const { client } = await connect(out);
+  out.echoes = [];
+  for (let i = 0; i < 5; i++) {
+    await step(out, "echo", async () => texts(await client.callTool({ name: "echo", arguments: { message: `ts2 ${i}` } })));
+    out.echoes.push(out.echo);
+  }
+  await client.close();
+}
+
 const out = { negotiation, scenario };
-const scenarios = { everything, demo };
+const scenarios = { everything, demo, echoes };
 try {
   if (!scenarios[scenario]) throw new Error(`unknown scenario ${scenario}`);
   await scenarios[scenario](out);

@@ -125,6 +125,7 @@ servers:
     max_concurrent: 8
     max_processes: 16
     queue_timeout: 1.5s
+    isolation: request
     allow: ["*@Example.com", laptop, Bob@Example.com]
     rate: {requests_per_second: 5}
     session_rate: {requests_per_second: 1, burst: 3, per: identity}
@@ -173,6 +174,7 @@ func TestParseFull(t *testing.T) {
 				MaxConcurrent: 8,
 				MaxProcesses:  16,
 				QueueTimeout:  1500 * time.Millisecond,
+				Isolation:     "request",
 
 				MaxInflightPerProcess: 16,
 				Allow:                 []string{"*@example.com", "laptop", "bob@example.com"},
@@ -317,6 +319,7 @@ func TestDefaultsDocumented(t *testing.T) {
 			MaxConcurrent: 2,
 			MaxProcesses:  4,
 			QueueTimeout:  0,
+			Isolation:     "session",
 
 			MinProcesses:          0,
 			MaxInflightPerProcess: 16,
@@ -786,6 +789,15 @@ servers:
 			name: "reload",
 			yaml: "reload: inotify\nservers: {a: {command: [x]}}",
 			want: []string{`reload: must be one of signal, watch (got "inotify") (line 1)`},
+		},
+
+		{
+			name: "isolation",
+			yaml: "servers:\n  a:\n    command: [x]\n    isolation: process\n  b:\n    command: [x]\n    mode: daemon\n    isolation: request\n",
+			want: []string{
+				`servers.a.isolation: must be one of session, request (got "process") (line 4)`,
+				"servers.b.isolation: applies to mode: launcher only; daemon processes are shared by every client: remove it or use mode: launcher (line 8)",
+			},
 		},
 
 		// Durations, sizes and numbers.

@@ -175,6 +175,7 @@ func (d *decoder) servers(path string, n *yaml.Node, c *Config) {
 				"reclaim_unattended": d.duration(&s.Timeouts.ReclaimUnattended),
 			}, nil),
 			"max_concurrent":           d.integer(&s.MaxConcurrent),
+			"isolation":                d.str(&s.Isolation),
 			"max_processes":            d.integer(&s.MaxProcesses),
 			"queue_timeout":            d.duration(&s.QueueTimeout),
 			"min_processes":            d.integer(&s.MinProcesses),

@@ -226,6 +226,7 @@ func newServer(name string) *Server {
 		MaxConcurrent: defaultMaxConcurrent,
 		MaxProcesses:  0, // by mode, in applyModeDefaults
 		QueueTimeout:  defaultQueueTimeout,
+		Isolation:     IsolationSession,
 
 		MinProcesses:          defaultMinProcesses,
 		MaxInflightPerProcess: defaultMaxInflightPerProc,

@@ -152,6 +152,11 @@ type Server struct {
 	MaxConcurrent int           // requests in flight to this server (default 2)
 	MaxProcesses  int           // live processes of this server (default 4 in launcher mode, 1 in daemon mode)
 	QueueTimeout  time.Duration // wait for a slot before 429 (default 0 = fail fast)
+	// Isolation is the unit a launcher process serves for 2026-07-28
+	// requests, which have no session: IsolationSession (default) keeps one
+	// identity's processes warm for its later requests; IsolationRequest
+	// starts a process per request.
+	Isolation string
 
 	// Daemon mode only.
 	MinProcesses          int // warm processes started with the gateway and kept (default 0)
@@ -215,6 +220,15 @@ const (
 	ModeLauncher Mode = "launcher"
 	// ModeDaemon keeps a pool of processes shared by every session.
 	ModeDaemon Mode = "daemon"
+)
+
+// Isolation of 2026-07-28 requests in launcher mode (Server.Isolation).
+const (
+	// IsolationSession: an identity's requests reuse its own processes;
+	// no two identities share one.
+	IsolationSession = "session"
+	// IsolationRequest: each request gets a process of its own.
+	IsolationRequest = "request"
 )
 
 // Image pull policies (Container.Pull).

@@ -191,6 +191,10 @@ func (v *validator) server(path, name string, s *Server) {
 	if s.MinProcesses > s.MaxProcesses {
 		v.add(path+".min_processes", fmt.Sprintf("must not exceed max_processes (%d)", s.MaxProcesses))
 	}
+	v.oneOf(path+".isolation", s.Isolation, IsolationSession, IsolationRequest)
+	if s.Mode == ModeDaemon && s.Isolation == IsolationRequest {
+		v.add(path+".isolation", "applies to mode: launcher only; daemon processes are shared by every client: remove it or use mode: launcher")
+	}
 	if s.Mode != ModeDaemon && s.MinProcesses != 0 {
 		v.add(path+".min_processes", "applies to mode: daemon only; a launcher starts one process per session")
 	}

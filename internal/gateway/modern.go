@@ -61,7 +61,7 @@ func (g *Gateway) handleModern(w http.ResponseWriter, r *http.Request, srv *sess
 	caller := session.Caller{Identity: ri.identity, Client: ri.client}
 	switch msg.Method {
 	case "server/discover":
-		res, err := srv.Discover(ctx)
+		res, err := srv.DiscoverFor(ctx, caller, meta)
 		if err != nil {
 			writeProblem(w, r, msg.ID, err)
 			return

@@ -138,6 +138,7 @@ func TestModernGoSDKClient(t *testing.T) {
 		{"modern-only-backend/launcher", baseYAML + modernOnlyYAML, "m", "modern-only", ""},
 		{"modern-only-backend/daemon", baseYAML + modernOnlyYAML + "    mode: daemon\n", "m", "modern-only", "modern"},
 		{"legacy-backend/launcher", oneServer(""), "t", "mcpgw-testserver", ""},
+		{"legacy-backend/launcher-isolation-request", oneServer("    isolation: request\n"), "t", "mcpgw-testserver", "request"},
 		{"legacy-backend/daemon", oneServer("    mode: daemon\n"), "t", "mcpgw-testserver", "legacy"},
 	}
 	for _, c := range cases {
@@ -171,16 +172,31 @@ func TestModernGoSDKClient(t *testing.T) {
 			if st := h.g.mgr.Stats(c.server); st.Sessions != 0 {
 				t.Errorf("%d sessions: modern requests must not create sessions", st.Sessions)
 			}
-			if c.era == "" {
+			switch c.era {
+			case "":
+				// One process for the client's identity (anonymous here),
+				// reused by discover, list and every call, and kept warm.
+				if n := len(h.logs.find("started a process for an identity's 2026-07-28 requests", nil)); n != 1 {
+					t.Errorf("launcher mode started %d processes for one identity's sequential requests, want 1", n)
+				}
+				if n := h.g.mgr.Stats(c.server).Processes; n != 1 {
+					t.Errorf("%d processes after the requests, want 1 kept warm", n)
+				}
+				if n := len(h.logs.find("server process ready", nil)); n != 0 {
+					t.Errorf("launcher mode started %d pooled processes", n)
+				}
+			case "request":
 				// One process per request, each stopped when it is over.
 				eventually(t, 5*time.Second, "every per-request process to stop", func() bool {
 					return h.g.mgr.Stats(c.server).Processes == 0
 				})
-				if n := len(h.logs.find("server process ready", nil)); n != 0 {
-					t.Errorf("launcher mode started %d pooled processes", n)
+				if n := len(h.logs.find("backend ended", nil)); n < 5 {
+					t.Errorf("%d processes ended, want one per request (discover, list, 3 calls)", n)
 				}
-			} else if len(h.logs.find("server process ready", map[string]any{"era": c.era})) == 0 {
-				t.Errorf("no pooled process was recognised as %s", c.era)
+			default:
+				if len(h.logs.find("server process ready", map[string]any{"era": c.era})) == 0 {
+					t.Errorf("no pooled process was recognised as %s", c.era)
+				}
 			}
 		})
 	}
@@ -369,9 +385,9 @@ func next(t *testing.T, ch <-chan map[string]any, what string) map[string]any {
 // stream with the client's token; closing the stream cancels the request
 // at the server, in both modes.
 func TestModernProgressAndCancellation(t *testing.T) {
-	for _, mode := range []string{"launcher", "daemon"} {
+	for _, mode := range []string{"launcher", "launcher-isolation-request", "daemon"} {
 		t.Run(mode, func(t *testing.T) {
-			h := newHarness(t, oneServer("    mode: "+mode+"\n"))
+			h := newHarness(t, oneServer(modeYAML(mode)))
 			params := callParams("sleep", map[string]any{"ms": 400})
 			meta := modernMeta()
 			meta["progressToken"] = "tok-1"
@@ -412,11 +428,32 @@ func TestModernProgressAndCancellation(t *testing.T) {
 				}
 				return false
 			})
-			if mode == "launcher" {
+			switch mode {
+			case "launcher":
+				// The process of the cancelled request is not reused (it
+				// may still be busy with it): it is stopped; the other is
+				// kept warm for the next request.
+				eventually(t, 5*time.Second, "the cancelled request's process to stop", func() bool {
+					started := len(h.logs.find("started a process for an identity's 2026-07-28 requests", nil))
+					return len(h.logs.find("backend ended", nil)) == 1 && h.g.mgr.Stats("t").Processes == started-1
+				})
+			case "launcher-isolation-request":
 				eventually(t, 5*time.Second, "the request's process to stop", func() bool { return h.g.mgr.Stats("t").Processes == 0 })
 			}
 		})
 	}
+}
+
+// modeYAML is the server keys of a test mode: launcher (the default),
+// launcher-isolation-request or daemon.
+func modeYAML(mode string) string {
+	switch mode {
+	case "launcher-isolation-request":
+		return "    isolation: request\n"
+	case "daemon":
+		return "    mode: daemon\n"
+	}
+	return ""
 }
 
 // TestModernListen: subscriptions/listen opens with the acknowledgment and
@@ -487,9 +524,9 @@ func TestModernListen(t *testing.T) {
 // client answers it and retries, and gets the tool's result. Without the
 // capability the client gets -32021.
 func TestModernMRTR(t *testing.T) {
-	for _, mode := range []string{"launcher", "daemon"} {
+	for _, mode := range []string{"launcher", "launcher-isolation-request", "daemon"} {
 		t.Run(mode, func(t *testing.T) {
-			h := newHarness(t, oneServer("    mode: "+mode+"\n"))
+			h := newHarness(t, oneServer(modeYAML(mode)))
 			var prompts []string
 			cs := h.connectVersion("t", &mcp.ClientOptions{
 				CreateMessageHandler: func(_ context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
@@ -510,7 +547,7 @@ func TestModernMRTR(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "sampling") {
 				t.Errorf("without sampling: err = %v, want -32021 naming the capability", err)
 			}
-			if mode == "launcher" {
+			if mode == "launcher-isolation-request" {
 				eventually(t, 5*time.Second, "every per-request process to stop", func() bool { return h.g.mgr.Stats("t").Processes == 0 })
 			}
 		})
@@ -643,7 +680,7 @@ func TestModernListenLimit(t *testing.T) {
 // with the request's timeout, and a late retry gets -32602.
 func TestModernRequestStateExpires(t *testing.T) {
 	h := newHarness(t, oneServer("    timeouts: {request: 500ms}\n"))
-	params := sampleParams()
+	params := sampleParams() // the process is the identity's: not reused after an abandoned request
 	ir := h.firstRound("t", params, nil)
 	if n := h.g.mgr.Stats("t").Processes; n != 1 {
 		t.Fatalf("%d processes while the request waits for input, want 1", n)

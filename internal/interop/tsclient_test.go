@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -30,11 +31,20 @@ func runTS(t *testing.T, f *fixture, transport, server, scenario string, args ..
 // JSON object it prints; a script that reports {"fatal": …} fails the test.
 func runNode(t *testing.T, f *fixture, script string, args ...string) map[string]json.RawMessage {
 	t.Helper()
+	return runNodeEnv(t, f, nil, script, args...)
+}
+
+// runNodeEnv is runNode with extra environment variables (NAME=value).
+func runNodeEnv(t *testing.T, f *fixture, env []string, script string, args ...string) map[string]json.RawMessage {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	name := filepath.Base(script)
 	cmd := exec.CommandContext(ctx, f.node.node, append([]string{script}, args...)...)
 	cmd.Dir = f.node.dir
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

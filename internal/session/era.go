@@ -50,10 +50,15 @@ var gatewayInfo = json.RawMessage(`{"name":"mcpgw","version":"1"}`)
 // or a client that went away.
 func (p *proc) probe(ctx context.Context) error {
 	srv := p.srv
-	if srv.silentProbe.Load() {
+	if srv.silentProbe.Load() || srv.legacyOnly.Load() {
 		p.era = eraLegacy
 		return nil
 	}
+	defer func() {
+		if p.era == eraLegacy {
+			srv.legacyOnly.Store(true)
+		}
+	}()
 	limit := min(maxProbe, srv.cfg.Timeouts.Startup/2)
 	pctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()

@@ -195,6 +195,7 @@ func (e *exchange) timeout(d time.Duration) {
 		}
 	} else {
 		p.b.Forget(gwID)
+		srv.taint(p) // a warm process may still be busy with it: not reused (warm.go)
 	}
 	srv.m.log.Warn("request timed out", "tool", srv.Name, "runtime", srv.cfg.Runtime,
 		"session_id", b.id, "method", e.method, "timeout_ms", d.Milliseconds(), "error", "request timeout")

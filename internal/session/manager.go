@@ -291,7 +291,13 @@ func (m *Manager) reserve(ctx context.Context, srv *Server) error {
 			m.mu.Unlock()
 			return nil
 		}
-		victim := m.reclaimCandidate(srv, serverFull)
+		// An idle warm process of 2026-07-28 requests holds no client
+		// state: it goes before any session (warm.go).
+		warmVictim := m.warmCandidate(srv, serverFull)
+		var victim *Session
+		if warmVictim == nil {
+			victim = m.reclaimCandidate(srv, serverFull)
+		}
 		wait := m.slotFreed
 		retiring := srv.retiring > 0
 		m.mu.Unlock()
@@ -304,6 +310,14 @@ func (m *Manager) reserve(ctx context.Context, srv *Server) error {
 			}
 		}
 
+		if warmVictim != nil {
+			m.log.Info("reclaiming an idle process of 2026-07-28 requests to make room", "tool", warmVictim.srv.Name,
+				"runtime", warmVictim.srv.cfg.Runtime, "process", warmVictim.b.ID(), "for_tool", srv.Name)
+			warmVictim.retire(errReclaimedWarm)
+			if d := time.Now().Add(2*warmVictim.srv.cfg.Timeouts.KillGrace + time.Second); d.After(deadline) {
+				deadline = d
+			}
+		}
 		if victim != nil {
 			m.log.Warn("reclaiming an idle session to make room for a new one",
 				"tool", victim.srv.Name, "runtime", victim.srv.cfg.Runtime,
@@ -336,6 +350,26 @@ func (m *Manager) reserve(ctx context.Context, srv *Server) error {
 }
 
 var errReclaimed = stopped("session reclaimed: the process limit was reached and it was the longest idle")
+
+// warmCandidate takes the longest-idle warm process of srv (or of any
+// launcher server when !sameServer) out of its set. Called with m.mu held.
+func (m *Manager) warmCandidate(srv *Server, sameServer bool) *proc {
+	if sameServer {
+		return srv.idleWarm()
+	}
+	for _, srv := range m.retired { // a replaced generation's first (reload.go)
+		if p := srv.idleWarm(); p != nil {
+			return p
+		}
+	}
+	servers := m.current()
+	for _, name := range slices.Sorted(maps.Keys(servers)) {
+		if p := servers[name].idleWarm(); p != nil {
+			return p
+		}
+	}
+	return nil
+}
 
 // reclaimCandidate picks the longest-idle reclaimable session (reclaim.go).
 // Called with m.mu held.
@@ -509,6 +543,9 @@ func (m *Manager) janitor(tick time.Duration) {
 			srv.listeners.expire(now, srv.cfg.Timeouts.MaxLifetime)
 			if srv.drainOver(now) {
 				srv.listeners.finishAll()
+			}
+			if srv.pool == nil {
+				srv.maintainWarm(now)
 			}
 		}
 		m.forgetDrained(now)

@@ -25,6 +25,13 @@ type Server struct {
 	// silentProbe is set once a process of this server ignored the
 	// server/discover probe: later processes are assumed legacy (era.go).
 	silentProbe atomic.Bool
+	// legacyOnly is set once a process of this server showed that it speaks
+	// only the session-era protocol: later processes are not probed
+	// (era.go).
+	legacyOnly atomic.Bool
+	// warm are the processes kept for the identities of modern requests
+	// (launcher mode, warm.go).
+	warm warmSet
 	// listeners are the open subscriptions/listen streams (listen.go).
 	listeners listeners
 	// inputs are the modern requests waiting for their client's input

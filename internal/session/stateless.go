@@ -22,9 +22,11 @@ import (
 //   - daemon mode: the request goes to the least-loaded pooled process;
 //     pooled processes were initialised once, and probed with
 //     server/discover only if they refused (pool.go).
-//   - launcher mode: a process is started for the request (probed, and
-//     initialised with the client's own clientInfo and capabilities when it
-//     is legacy) and stopped when the request is over.
+//   - launcher mode: the request goes to its identity's warm process, or to
+//     one started for it (probed, and initialised with the client's own
+//     clientInfo and capabilities when it is legacy) that then waits for
+//     the identity's next request (warm.go); with isolation: request, the
+//     process is stopped when the request is over.
 //
 // A legacy process gets the request without the io.modelcontextprotocol/*
 // _meta keys, and its result gets resultType "complete", the server's
@@ -38,7 +40,8 @@ type Call struct {
 	level  string          // the request's _meta logLevel ("" = no log messages)
 	params json.RawMessage // the request's params, for a retry's check (mrtr.go)
 	method string
-	own    bool // launcher: the process is the request's own
+	own    bool // launcher: the process is the request's own (isolation: request)
+	warm   bool // launcher: the process is its identity's (warm.go)
 
 	// legacy is set when the process is session-era: results are completed
 	// for a modern client with the server's serverInfo.
@@ -63,13 +66,17 @@ func (srv *Server) Stateless(ctx context.Context, caller Caller, req *jsonrpc.Me
 		level:  meta.LogLevel,
 		params: req.Params,
 		method: req.Method,
-		own:    srv.pool == nil,
+		own:    srv.pool == nil && !srv.reuses(),
+		warm:   srv.reuses(),
 	}
 	var p *proc
 	var err error
-	if srv.pool != nil {
+	switch {
+	case srv.pool != nil:
 		p, err = srv.pool.pick(ctx)
-	} else {
+	case c.warm:
+		p, err = srv.acquireWarm(ctx, caller, meta)
+	default:
 		p, err = srv.launchFor(ctx, meta)
 	}
 	if err != nil {
@@ -180,7 +187,8 @@ func errorKind(raw json.RawMessage) problem.Kind {
 // in flight was given up by the client — closing the response stream is
 // cancellation (spec 2026-07-28, basic/patterns/cancellation) — and the
 // server gets notifications/cancelled. The request's own process (launcher
-// mode) is stopped.
+// mode, isolation: request) is stopped; its identity's warm process
+// (warm.go) waits for the next request.
 func (c *Call) End() {
 	if c.waitingForRetry() {
 		return // the request waits for the client's retry (mrtr.go)
@@ -192,14 +200,22 @@ func (c *Call) End() {
 		c.srv.m.log.Info("client closed the response stream: cancelling the request", "tool", c.srv.Name,
 			"runtime", c.srv.cfg.Runtime, "method", ex.method)
 		ex.cancel("the client closed the response stream")
+		if c.warm {
+			c.srv.taint(ex.p) // it may still be busy with it: not reused (warm.go)
+		}
 	}
 	c.cancelInput("the client's request is over")
 	c.mu.Lock()
+	again := c.ended
 	c.ended = true
 	p := c.proc
 	c.mu.Unlock()
-	if p != nil && c.own {
+	switch {
+	case p == nil, again: // a warm process is released once
+	case c.own:
 		p.retire(errRequestDone)
+	case c.warm:
+		c.srv.releaseWarm(p)
 	}
 }
 
