@@ -354,30 +354,48 @@ func TestDaemonCrashLoopBacksOff(t *testing.T) {
 	})
 }
 
-// A process that ignores the cancellation of a timed-out request beyond
-// the grace period is recycled; its other requests fail, and the sessions
-// continue on a new process.
+// A process whose timed-out request stays unanswered after its
+// cancellation and which then does not answer a ping either (wedged) is
+// recycled; the sessions continue on a new process.
 func TestDaemonStuckProcessIsRecycled(t *testing.T) {
 	h := newHarness(t, daemonYAML("    max_concurrent: 8\n    timeouts: {request: 300ms, kill_grace: 300ms}\n"))
 	a, b := h.connect("t", nil), h.connect("t", nil)
 	pid := whoami(t, a)["pid"]
-	other := make(chan error, 1)
-	go func() {
-		_, err := b.CallTool(context.Background(), &mcp.CallToolParams{Name: "stuck", Arguments: map[string]any{"ms": 250}})
-		other <- err
-	}()
-	_, err := a.CallTool(context.Background(), &mcp.CallToolParams{Name: "stuck", Arguments: map[string]any{"ms": 10000}})
-	if err == nil {
-		t.Fatal("stuck call succeeded")
-	}
-	if err := <-other; err != nil {
+	if _, err := b.CallTool(context.Background(), &mcp.CallToolParams{Name: "stuck", Arguments: map[string]any{"ms": 50}}); err != nil {
 		t.Errorf("a short call that finished in time failed: %v", err)
+	}
+	_, err := a.CallTool(context.Background(), &mcp.CallToolParams{Name: "wedge", Arguments: map[string]any{"ms": 10000}})
+	if err == nil {
+		t.Fatal("wedged call succeeded")
 	}
 	eventually(t, 5*time.Second, "the recycling", func() bool {
 		return len(h.logs.find("recycling a stuck server process", nil)) == 1
 	})
 	if got := whoami(t, b)["pid"]; got == pid {
 		t.Error("session still on the recycled process")
+	}
+}
+
+// A well-behaved server sends no response to a cancelled request, and a
+// server that ignores the cancellation but keeps answering others is not
+// wedged: neither is recycled (the process is pinged and answers).
+func TestDaemonCancelledRequestKeepsProcess(t *testing.T) {
+	h := newHarness(t, daemonYAML("    max_concurrent: 8\n    timeouts: {request: 300ms, kill_grace: 300ms}\n"))
+	a, b := h.connect("t", nil), h.connect("t", nil)
+	pid := whoami(t, a)["pid"]
+	for _, tool := range []string{"sleep", "stuck"} { // no answer after the cancellation; a late one
+		if _, err := a.CallTool(context.Background(), &mcp.CallToolParams{Name: tool, Arguments: map[string]any{"ms": 1500}}); err == nil {
+			t.Fatalf("%s: a call past its timeout succeeded", tool)
+		}
+	}
+	eventually(t, 5*time.Second, "both processes' pings", func() bool {
+		return len(h.logs.find("server process answers after leaving a timed-out request unanswered: keeping it", nil)) == 2
+	})
+	if n := len(h.logs.find("recycling a stuck server process", nil)); n != 0 {
+		t.Errorf("%d recycles of a process that answers, want 0", n)
+	}
+	if got := whoami(t, b)["pid"]; got != pid {
+		t.Errorf("the other session moved from process %v to %v", pid, got)
 	}
 }
 

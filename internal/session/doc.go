@@ -35,7 +35,10 @@
 //     it is stopped and the client gets 504;
 //   - request: each request has timeouts.request; on expiry the client gets
 //     one -32001 error and the backend a notifications/cancelled; a shared
-//     process that ignores the cancellation for kill_grace is recycled;
+//     process whose cancelled request is still unanswered after kill_grace
+//     is pinged, and recycled if that goes unanswered for kill_grace too
+//     (liveness.go: a well-behaved server never answers a cancelled
+//     request, so silence alone is no reason);
 //   - idle: a session without client traffic for timeouts.idle is ended and
 //     its process stopped (the janitor); an idle pooled process beyond
 //     min_processes is stopped;

@@ -182,14 +182,16 @@ func (e *exchange) timeout(d time.Duration) {
 	p := e.p
 	grace := srv.cfg.Timeouts.KillGrace
 	if p.daemon {
-		// Keep watching for the late answer: a shared process that ignores
-		// the cancellation beyond the grace period is recycled.
+		// Keep watching for the late answer. A well-behaved server sends
+		// none for a cancelled request (basic/utilities/cancellation), so
+		// silence alone proves nothing: kill_grace later the process is
+		// pinged, and recycled only if it answers that neither (liveness.go).
 		late := &lateWaiter{}
 		if p.b.Swap(gwID, late) {
 			time.AfterFunc(grace, func() {
 				if !late.done.Load() {
 					p.b.Forget(gwID)
-					p.recycle(fmt.Sprintf("request %s ignored its cancellation for %s after timing out", e.method, grace))
+					p.checkResponsive(e.method, grace)
 				}
 			})
 		}

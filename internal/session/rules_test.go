@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -605,11 +606,25 @@ servers:
 	})
 }
 
+// wedging is a script whose process answers nothing at all once it got a
+// tools/call named "wedge" (not even ping), and echoes before that.
+func wedging(int) *script {
+	var wedged atomic.Bool
+	return &script{request: func(s *fakeServer, req *jsonrpc.Message) {
+		if wedged.Load() || req.Method == "tools/call" && strings.Contains(string(req.Params), `"name":"wedge"`) {
+			wedged.Store(true)
+			return
+		}
+		s.reply(req, `{"echo":`+string(orNull(req.Params))+`}`)
+	}}
+}
+
 func TestStuckBackendRecycled(t *testing.T) {
-	// A shared process that ignores the cancellation of a timed-out request
-	// for kill_grace is recycled: the client got its -32001 at the timeout,
-	// the other requests in flight on it fail at once, and the next request
-	// gets a new process.
+	// A shared process whose timed-out request stays unanswered for
+	// kill_grace after its cancellation, and which then does not answer a
+	// ping within kill_grace either, is recycled: the client got its -32001
+	// at the timeout, the other requests in flight on it fail at once, and
+	// the next request gets a new process.
 	synctest.Test(t, func(t *testing.T) {
 		ly := newLayer(t, `
 servers:
@@ -617,11 +632,11 @@ servers:
     command: [fake]
     mode: daemon
     timeouts: {request: 1s, kill_grace: 2s}
-`, &fakeLauncher{scripts: holding})
+`, &fakeLauncher{scripts: wedging})
 		s := ly.initialize("d")
 		stuck := NewSink(0)
 		start := time.Now()
-		if err := s.Begin(context.Background(), request(1, "tools/call", `{"name":"hold"}`), stuck); err != nil {
+		if err := s.Begin(context.Background(), request(1, "tools/call", `{"name":"wedge"}`), stuck); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Second)
@@ -633,15 +648,20 @@ servers:
 		if got := ly.l.server(1).got("notifications/cancelled"); len(got) != 1 {
 			t.Fatalf("%d cancellations sent, want 1", len(got))
 		}
-		time.Sleep(1500 * time.Millisecond) // 2.5s: another request starts on the stuck process
+		time.Sleep(2 * time.Second) // 3s = timeout + kill_grace: pinged
+		synctest.Wait()
+		if n := len(ly.l.server(1).got("ping")); n != 1 {
+			t.Fatalf("%d pings at timeout + kill_grace, want 1", n)
+		}
+		time.Sleep(1500 * time.Millisecond) // 4.5s: another request starts on the wedged process
 		other := NewSink(0)
 		s2 := ly.initialize("d")
 		if err := s2.Begin(context.Background(), request(1, "tools/call", `{"name":"hold"}`), other); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(500 * time.Millisecond) // 3s = timeout + kill_grace: recycled
+		time.Sleep(500 * time.Millisecond) // 5s: the ping unanswered for kill_grace: recycled
 		synctest.Wait()
-		if d := time.Since(start); d != 3*time.Second {
+		if d := time.Since(start); d != 5*time.Second {
 			t.Errorf("recycled after %s", d)
 		}
 		wantOneError(t, "request on the recycled process", other, jsonrpc.CodeBackendStopped)
@@ -738,6 +758,61 @@ servers:
 		}
 		if n := ly.logCount("reclaiming an idle session to make room for a new one"); n != 2 {
 			t.Errorf("%d reclaim log lines, want 2", n)
+		}
+	})
+}
+
+func TestCancelledRequestKeepsResponsiveProcess(t *testing.T) {
+	// A well-behaved server sends no response to a request the gateway
+	// cancelled at its timeout; that silence alone must not recycle a
+	// shared process that still answers: after kill_grace it is pinged,
+	// answers, and keeps serving every session on it.
+	synctest.Test(t, func(t *testing.T) {
+		ly := newLayer(t, `
+servers:
+  d:
+    command: [fake]
+    mode: daemon
+    timeouts: {request: 1s, kill_grace: 2s}
+`, &fakeLauncher{scripts: holding})
+		s := ly.initialize("d")
+		timedOut := NewSink(0)
+		if err := s.Begin(context.Background(), request(1, "tools/call", `{"name":"hold"}`), timedOut); err != nil {
+			t.Fatal(err)
+		}
+		other := NewSink(0)
+		s2 := ly.initialize("d")
+		if err := s2.Begin(context.Background(), request(1, "tools/call", `{"name":"hold"}`), other); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond)
+		fs := ly.l.server(1)
+		fs.reply(fs.got("tools/call")[1], `{"slow":true}`) // the other request is answered within its timeout
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		wantOneError(t, "timed-out request", timedOut, jsonrpc.CodeTimeout)
+		if resp, _ := outcomes(other); len(resp) != 1 || resp[0].Error != nil {
+			t.Fatalf("the other request: %s", encodeAll(resp))
+		}
+		if n := len(fs.got("ping")); n != 1 {
+			t.Errorf("%d pings, want 1", n)
+		}
+		if n := ly.logCount("recycling a stuck server process"); n != 0 {
+			t.Errorf("%d recycles of a process that answers, want 0", n)
+		}
+		if n := ly.logCount("server process answers after leaving a timed-out request unanswered: keeping it"); n != 1 {
+			t.Errorf("%d keep lines, want 1", n)
+		}
+		next := NewSink(0)
+		if err := s.Begin(context.Background(), request(2, "tools/call", `{"name":"quick"}`), next); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if resp, _ := outcomes(next); len(resp) != 1 || resp[0].Error != nil {
+			t.Fatalf("request after the timeout: %s", encodeAll(resp))
+		}
+		if n := ly.l.starts(); n != 1 {
+			t.Errorf("%d processes started, want 1 (kept)", n)
 		}
 	})
 }

@@ -37,6 +37,7 @@ var toolList = []map[string]any{
 	tool("echo", "Return the text.", props{"text": {"type": "string"}}, "text"),
 	tool("sleep", "Sleep ms milliseconds, sending progress every 50ms if asked; no response if cancelled.", props{"ms": {"type": "integer", "minimum": 0}}, "ms"),
 	tool("stuck", "Sleep ms milliseconds ignoring cancellation, then answer.", props{"ms": {"type": "integer", "minimum": 0}}, "ms"),
+	tool("wedge", "Answer nothing at all (not even ping) for ms milliseconds, ignoring cancellation, then answer.", props{"ms": {"type": "integer", "minimum": 0}}, "ms"),
 	tool("touch", "Send notifications/resources/updated for uri, then answer.", props{"uri": {"type": "string"}}, "uri"),
 	tool("crash", "Exit immediately with the given code, without answering.", props{"code": {"type": "integer"}}),
 	tool("garbage", "Write a non-JSON line to stdout and never answer.", nil),
@@ -124,6 +125,16 @@ func (s *server) callTool(ctx context.Context, m *message) {
 		if args(&a) {
 			time.Sleep(time.Duration(a.MS) * time.Millisecond)
 			s.reply(context.Background(), m.ID, textResult(fmt.Sprintf("was stuck for %dms", a.MS), false))
+		}
+	case "wedge":
+		var a struct {
+			MS int `json:"ms"`
+		}
+		if args(&a) {
+			s.writeMu.Lock() // every other answer waits: a wedged server
+			time.Sleep(time.Duration(a.MS) * time.Millisecond)
+			s.writeMu.Unlock()
+			s.reply(context.Background(), m.ID, textResult(fmt.Sprintf("was wedged for %dms", a.MS), false))
 		}
 	case "touch":
 		var a struct {
