@@ -397,27 +397,35 @@ func TestContainerDaemon(t *testing.T) {
 }
 
 // TestContainerModern: 2026-07-28 clients (the Go SDK client's default)
-// with a container server: in daemon mode on the pooled container, in
-// launcher mode on a container started for each request and removed after
-// it.
+// with a container server: in daemon mode on the pooled container; in
+// launcher mode on the identity's container, reused by its requests; with
+// isolation: request on a container started for each request and removed
+// after it.
 func TestContainerModern(t *testing.T) {
 	image := enginetest.TestImage(t)
 	cli := enginetest.Client(t)
 	h := newHarness(t, "servers:\n"+containerYAML("cmd", image, "", "    mode: daemon\n    max_processes: 1\n")+
-		containerYAML("cml", image, "", ""))
-	for _, name := range []string{"cmd", "cml"} {
+		containerYAML("cml", image, "", "")+containerYAML("cmr", image, "", "    isolation: request\n"))
+	for _, name := range []string{"cmd", "cml", "cmr"} {
 		cs := h.connectVersion(name, nil, &http.Transport{}, nil)
 		if v := cs.InitializeResult().ProtocolVersion; v != "2026-07-28" {
 			t.Errorf("%s: negotiated %s, want 2026-07-28", name, v)
 		}
-		if got := callText(t, cs, "echo", map[string]any{"text": "modern " + name}); got != "modern "+name {
-			t.Errorf("%s: echo = %q", name, got)
+		for i := range 2 {
+			want := fmt.Sprintf("modern %s %d", name, i)
+			if got := callText(t, cs, "echo", map[string]any{"text": want}); got != want {
+				t.Errorf("%s: echo = %q", name, got)
+			}
 		}
 	}
 	if got := ours(t, cli, "cmd"); len(got) != 1 {
 		t.Errorf("daemon containers: %v, want 1", got)
 	}
-	noContainersLeft(t, cli, "cml") // each request's container is gone after it
+	if got := ours(t, cli, "cml"); len(got) != 1 {
+		t.Errorf("launcher containers after one identity's discover and 2 calls: %v, want 1 (kept warm)", got)
+	}
+	noContainersLeft(t, cli, "cmr") // each request's container is gone after it
 	h.shutdown(20 * time.Second)
 	noContainersLeft(t, cli, "cmd")
+	noContainersLeft(t, cli, "cml")
 }
