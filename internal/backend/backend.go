@@ -105,6 +105,16 @@ type Options struct {
 	// values and values shorter than MinRedactLen are ignored (they would
 	// blank out ordinary words). nil means nothing is redacted.
 	Redact []string
+	// Meter counts the bytes of the traffic; nil counts nothing.
+	Meter Meter
+}
+
+// Meter counts the bytes written to a backend's stdin and read from its
+// stdout, newlines included. Wrote is called by the writer, Read by the
+// reader goroutine: both must be safe for concurrent use and not block.
+type Meter interface {
+	Wrote(n int)
+	Read(n int)
 }
 
 // MinRedactLen is the shortest value Options.Redact redacts.
@@ -291,6 +301,9 @@ func (b *Backend) write(ctx context.Context, line []byte) error {
 		b.end(err)
 		return err
 	}
+	if b.opts.Meter != nil {
+		b.opts.Meter.Wrote(len(line) + 1)
+	}
 	return nil
 }
 
@@ -443,6 +456,9 @@ func (b *Backend) readStdout() error {
 				return fmt.Errorf("%w: stdout closed", ErrExited)
 			}
 			return fmt.Errorf("%w: reading stdout: %v", ErrExited, err)
+		}
+		if b.opts.Meter != nil {
+			b.opts.Meter.Read(len(line))
 		}
 		line = bytes.TrimRight(line, "\r\n")
 		if len(bytes.TrimSpace(line)) == 0 {

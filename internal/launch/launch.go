@@ -45,6 +45,9 @@ type Options struct {
 	// Getenv reads the gateway's environment for the children's minimal
 	// base (PATH, HOME, LANG, TZ); nil means no base beyond a default PATH.
 	Getenv func(string) (string, bool)
+	// Meter returns the meter of a server's backends' traffic; nil (or a
+	// nil meter) counts nothing.
+	Meter func(server string) backend.Meter
 }
 
 // Launcher starts the processes of the servers of one configuration. Its
@@ -53,6 +56,7 @@ type Launcher struct {
 	cfg    atomic.Pointer[config.Config] // replaced by Reload
 	log    *slog.Logger
 	getenv func(string) (string, bool)
+	meter  func(server string) backend.Meter
 
 	ctx    context.Context // cancelled by Close: bounds container starts
 	cancel context.CancelFunc
@@ -78,9 +82,17 @@ func New(cfg *config.Config, opts *Options) *Launcher {
 		getenv = func(string) (string, bool) { return "", false }
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &Launcher{log: log, getenv: getenv, ctx: ctx, cancel: cancel}
+	l := &Launcher{log: log, getenv: getenv, meter: opts.Meter, ctx: ctx, cancel: cancel}
 	l.cfg.Store(cfg)
 	return l
+}
+
+// meterOf returns the meter of server's backends, or nil.
+func (l *Launcher) meterOf(server string) backend.Meter {
+	if l.meter == nil {
+		return nil
+	}
+	return l.meter(server)
 }
 
 // needsEngine reports whether any configured server runs in a container.
@@ -230,6 +242,7 @@ func (l *Launcher) Start(ctx context.Context, sc *config.Server, h backend.Handl
 		MaxMessageBytes: l.cfg.Load().Limits.MaxMessageBytes,
 		Logger:          l.log,
 		Redact:          slices.Collect(maps.Values(sc.Env)),
+		Meter:           l.meterOf(sc.Name),
 	}), nil
 }
 

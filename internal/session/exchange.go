@@ -33,6 +33,8 @@ type exchange struct {
 	timer *time.Timer
 
 	claimed atomic.Bool
+
+	obs // metrics and tracing (observe_exchange.go)
 }
 
 // admit takes the in-flight slots of a request to srv: the server's
@@ -40,7 +42,11 @@ type exchange struct {
 // process that pin returns. release gives both back.
 func (srv *Server) admit(ctx context.Context, pin func(context.Context) (*proc, error)) (p *proc, release func(), err error) {
 	qt := srv.cfg.QueueTimeout
+	start := time.Now()
+	ctx, endSpan := srv.span(ctx, "queue")
+	defer func() { endSpan(err) }()
 	if err := srv.sem.acquire(ctx, qt); err != nil {
+		srv.rejected("concurrency")
 		return nil, nil, err
 	}
 	if p, err = pin(ctx); err != nil {
@@ -49,7 +55,11 @@ func (srv *Server) admit(ctx context.Context, pin func(context.Context) (*proc, 
 	}
 	if err := p.slots.acquire(ctx, qt); err != nil {
 		srv.sem.release()
+		srv.rejected("concurrency")
 		return nil, nil, err
+	}
+	if srv.observing() {
+		srv.observe(Event{Kind: QueueWaited, Duration: time.Since(start)})
 	}
 	return p, func() { p.slots.release(); srv.sem.release() }, nil
 }
@@ -66,6 +76,7 @@ func forward(ctx context.Context, o owner, p *proc, req *jsonrpc.Message, sink *
 	if g := b.srv.guard; g != nil {
 		req, ex.adapt = g.Request(b.caller.who(), req)
 	}
+	ctx, req = ex.begin(ctx, req)
 	b.mu.Lock()
 	if b.ended || b.inflight[key] != nil {
 		ended := b.ended
@@ -96,6 +107,7 @@ func forward(ctx context.Context, o owner, p *proc, req *jsonrpc.Message, sink *
 		err = p.b.Write(ctx, gwID, &out)
 	}
 	if err != nil && ex.claim() {
+		ex.class = ClassBackendError
 		ex.finish(nil, 0)
 		return backendError(b.srv.Name, err)
 	}
@@ -137,6 +149,7 @@ func (e *exchange) Respond(m *jsonrpc.Message) {
 	if e.adapt != nil {
 		e.adapt(&out)
 	}
+	e.responded(&out)
 	kind := e.o.shape(&out)
 	e.finish(jsonrpc.Encode(&out), kind)
 }
@@ -147,6 +160,7 @@ func (e *exchange) Fail(err error) {
 		return
 	}
 	code, kind := backendErrorCode(err)
+	e.class = ClassBackendError
 	e.finish(jsonrpc.Encode(jsonrpc.NewError(e.clientID, code,
 		fmt.Sprintf("server %q failed before answering: %v", e.o.common().srv.Name, err), nil)), kind)
 }
@@ -199,6 +213,7 @@ func (e *exchange) timeout(d time.Duration) {
 		p.b.Forget(gwID)
 		srv.taint(p) // a warm process may still be busy with it: not reused (warm.go)
 	}
+	e.class = ClassTimeout
 	srv.m.log.Warn("request timed out", "tool", srv.Name, "runtime", srv.cfg.Runtime,
 		"session_id", b.id, "method", e.method, "timeout_ms", d.Milliseconds(), "error", "request timeout")
 	e.finish(jsonrpc.Encode(jsonrpc.NewError(e.clientID, jsonrpc.CodeTimeout,
@@ -233,4 +248,5 @@ func (e *exchange) finish(out []byte, kind problem.Kind) {
 	e.p.untrack(e)
 	e.release()
 	e.sink.final(out, kind)
+	e.done(out)
 }

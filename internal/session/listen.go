@@ -89,6 +89,7 @@ func (srv *Server) Listen(id json.RawMessage, want Filter) (*Listener, error) {
 	}
 	if open := m.listening; open >= m.conf().Limits.MaxSessions {
 		m.mu.Unlock()
+		srv.rejected("stream_limit")
 		return nil, errTooMany(fmt.Sprintf("the gateway has %d subscription streams open (limits.max_sessions); retry later", open))
 	}
 	m.listening++
@@ -131,6 +132,7 @@ func (srv *Server) Listen(id json.RawMessage, want Filter) (*Listener, error) {
 			p.subscribeURIs("resources/subscribe", added)
 		}
 	}
+	srv.observe(Event{Kind: StreamOpened, Era: "modern", Reason: "listen"})
 	return l, nil
 }
 

@@ -27,6 +27,11 @@ type Launcher interface {
 type Options struct {
 	// Logger receives session and backend events; nil means slog.Default().
 	Logger *slog.Logger
+	// Observer is told what the layer does (observe.go); nil means nobody.
+	Observer Observer
+	// Tracer makes spans of queueing, process starts and backend round
+	// trips (observe.go); nil means none.
+	Tracer Tracer
 }
 
 // Manager owns all sessions of all servers, the process slots, and the
@@ -34,6 +39,8 @@ type Options struct {
 type Manager struct {
 	log      *slog.Logger
 	launcher Launcher
+	obs      Observer // nil: none
+	tracer   Tracer   // nil: none
 
 	// cfg and servers are the current configuration and its servers,
 	// replaced as a whole by Reload (reload.go) so that the hot path reads
@@ -75,6 +82,8 @@ func NewManager(cfg *config.Config, launcher Launcher, opts *Options) *Manager {
 	m := &Manager{
 		log:       log,
 		launcher:  launcher,
+		obs:       opts.Observer,
+		tracer:    opts.Tracer,
 		sessions:  make(map[string]*Session),
 		adhoc:     make(map[*proc]struct{}),
 		slotFreed: make(chan struct{}),
@@ -332,6 +341,7 @@ func (m *Manager) reserve(ctx context.Context, srv *Server) error {
 		}
 		if deadline.IsZero() || !time.Now().Before(deadline) {
 			what := fmt.Sprintf("server %q is at its process limit (servers.%s.max_processes = %d)", srv.Name, srv.Name, srv.cfg.MaxProcesses)
+			srv.rejected("process_cap")
 			if !serverFull {
 				what = fmt.Sprintf("the gateway is at its process limit (limits.max_processes = %d)", maxProcesses)
 			}

@@ -176,6 +176,7 @@ func (c *Call) parkLocked(pk *parked) {
 	wait := c.srv.cfg.Timeouts.Request
 	token := pk.token
 	pk.timer = time.AfterFunc(wait, func() { c.srv.expireInput(token) })
+	c.srv.observe(Event{Kind: InputRound, Era: "modern", Method: pk.method})
 	pk.ex.sink.interim(jsonrpc.Encode(&jsonrpc.Message{Kind: jsonrpc.KindResponse, ID: pk.clientID, Result: result}))
 }
 

@@ -92,6 +92,7 @@ func (pl *pool) pick(ctx context.Context) (*proc, error) {
 				if bestFull != nil {
 					return bestFull, nil
 				}
+				pl.srv.rejected("backoff")
 				return nil, errUnavailable(fmt.Sprintf("server %q keeps failing (last: %s); next start after its back-off", pl.srv.Name, clip.String(last, 300)),
 					wait, errBackoff)
 			}
@@ -110,6 +111,7 @@ func (pl *pool) pick(ctx context.Context) (*proc, error) {
 			if bestFull != nil {
 				return bestFull, nil
 			}
+			pl.srv.rejected("process_cap")
 			return nil, errTooMany(fmt.Sprintf("server %q has no process available (servers.%s.max_processes = %d)", pl.srv.Name, pl.srv.Name, cfg.MaxProcesses))
 		}
 	}
@@ -133,12 +135,14 @@ var errBackoff = errors.New("restart back-off")
 
 // start launches a process and performs the MCP handshake with it, bounded
 // by the startup timeout (core rule).
-func (pl *pool) start(ctx context.Context) (*proc, error) {
+func (pl *pool) start(ctx context.Context) (_ *proc, err error) {
 	srv := pl.srv
 	m := srv.m
 	if err := m.reserve(ctx, srv); err != nil {
 		return nil, err
 	}
+	ctx, endSpan := srv.span(ctx, "process start")
+	defer func() { endSpan(err) }()
 	p := newProc(srv, true)
 	if err := srv.startBackend(p); err != nil {
 		m.release(srv, false)
@@ -156,7 +160,7 @@ func (pl *pool) start(ctx context.Context) (*proc, error) {
 	// session-era clients' sampling with input_required results). Only a
 	// server that refuses initialize is probed, and serves modern clients
 	// alone if it answers server/discover.
-	err := p.handshake(ctx)
+	err = p.handshake(ctx)
 	if refusedInit(err) && p.b.Err() == nil {
 		if perr := p.probe(ctx); perr != nil {
 			err = perr
@@ -177,6 +181,7 @@ func (pl *pool) start(ctx context.Context) (*proc, error) {
 			cause = stopped("the client went away during the server's startup")
 		} else {
 			pl.countFailure(p, err.Error())
+			srv.observe(Event{Kind: ProcessStarted, Class: "failed", Duration: time.Since(p.started)})
 		}
 		p.retire(cause)
 		return nil, err
@@ -191,6 +196,7 @@ func (pl *pool) start(ctx context.Context) (*proc, error) {
 		<-p.b.Done()
 		return nil, errDraining()
 	}
+	srv.observe(Event{Kind: ProcessStarted, Class: "ok", Duration: time.Since(p.started)})
 	m.log.Info("server process ready", "tool", srv.Name, "runtime", srv.cfg.Runtime, "process", p.b.ID(),
 		"mode", srv.cfg.Mode, "era", p.era.String(), "protocol_version", p.backendVersion, "startup_ms", time.Since(p.started).Milliseconds())
 	return p, nil
@@ -322,6 +328,7 @@ func (pl *pool) failed(reason string) {
 	if pl.failures > 1 {
 		d := time.Second << min(pl.failures-2, 6)
 		pl.retryAt = time.Now().Add(min(d, maxBackoff))
+		pl.srv.observe(Event{Kind: BackoffEntered, N: pl.failures})
 		pl.srv.m.log.Warn("server keeps failing; backing off", "tool", pl.srv.Name, "runtime", pl.srv.cfg.Runtime,
 			"failures", pl.failures, "retry_in_ms", min(d, maxBackoff).Milliseconds(), "error", reason)
 	}
@@ -421,6 +428,13 @@ func (pl *pool) grow(ctx context.Context) (*proc, error) {
 	p, err := pl.start(ctx)
 	pl.mu.Lock()
 	pl.starting--
+	if err == nil && p.ended() {
+		// It died between its handshake and here: HandleClose has already
+		// run pool.remove, which found nothing to remove. Listing it now
+		// would keep a dead process in the pool for ever, holding a place
+		// of max_processes and making pick wait for it as if it drained.
+		err = backendError(pl.srv.Name, p.b.Err())
+	}
 	if err == nil {
 		pl.procs = append(pl.procs, p)
 	}

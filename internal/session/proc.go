@@ -325,6 +325,7 @@ func (p *proc) HandleClose(err error) {
 	p.endErr = err
 	sessions := slices.Collect(maps.Keys(p.sessions))
 	p.mu.Unlock()
+	p.srv.observe(Event{Kind: ProcessExited, Reason: exitReason(err)})
 	m := p.srv.m
 	if p.daemon {
 		// Free the process slot before the pool wakes its waiters: a
@@ -389,6 +390,7 @@ func (p *proc) stopInBackground(why error) {
 func (p *proc) recycle(reason string) {
 	p.srv.m.log.Warn("recycling a stuck server process", "tool", p.srv.Name, "runtime", p.srv.cfg.Runtime,
 		"process", p.b.ID(), "reason", reason)
+	p.srv.observe(Event{Kind: Recycled})
 	p.stopAsync(fmt.Errorf("%w: %s", errRecycled, reason))
 }
 

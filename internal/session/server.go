@@ -38,6 +38,8 @@ type Server struct {
 	// (mrtr.go).
 	inputs inputs
 
+	counts serverCounts // for the status page (snapshot.go)
+
 	procs    int // guarded by m.mu
 	retiring int // guarded by m.mu: launcher processes stopping because their work is done
 

@@ -190,6 +190,7 @@ func (srv *Server) Initialize(ctx context.Context, caller Caller, req *jsonrpc.M
 		return nil, nil, errDraining()
 	}
 	if err := m.roomForSession(); err != nil {
+		srv.rejected("session_limit")
 		return nil, nil, err
 	}
 	if srv.pool != nil {
@@ -267,11 +268,13 @@ func checkInitResult(srv *Server, result json.RawMessage) (string, error) {
 // when s is not nil (s is registered before the start, so that a process
 // that dies at once ends it). From its return the slot is released by
 // proc.HandleClose.
-func (srv *Server) launch(ctx context.Context, s *Session) (*proc, error) {
+func (srv *Server) launch(ctx context.Context, s *Session) (_ *proc, err error) {
 	m := srv.m
 	if err := m.reserve(ctx, srv); err != nil {
 		return nil, err
 	}
+	_, endSpan := srv.span(ctx, "process start")
+	defer func() { endSpan(err) }()
 	p := newProc(srv, false)
 	if s != nil {
 		p.sessions[s] = struct{}{}
@@ -281,6 +284,7 @@ func (srv *Server) launch(ctx context.Context, s *Session) (*proc, error) {
 		m.release(srv, false)
 		return nil, err
 	}
+	srv.observe(Event{Kind: ProcessStarted, Class: "ok", Duration: time.Since(p.started)})
 	return p, nil
 }
 
@@ -291,6 +295,7 @@ func (srv *Server) startBackend(p *proc) error {
 	b, err := srv.m.launcher.Start(srv.m.ctx, srv.cfg, p)
 	if err != nil {
 		srv.m.log.Error("cannot start server", "tool", srv.Name, "runtime", srv.cfg.Runtime, "error", err.Error())
+		srv.observe(Event{Kind: ProcessStarted, Class: "failed", Duration: time.Since(p.started)})
 		return errUnavailable(fmt.Sprintf("server %q cannot be started: %v", srv.Name, err), 30*time.Second, err)
 	}
 	p.b = b
@@ -619,6 +624,7 @@ func (s *Session) toStreamLocked(line []byte, backendID json.RawMessage, p *proc
 		s.held = s.held[1:]
 	}
 	s.held = append(s.held, heldMsg{msg: line, at: time.Now(), backendID: backendID, proc: p})
+	s.srv.observe(Event{Kind: MessageHeld})
 }
 
 // dropHeldLocked accounts for a held message that will never be delivered;
@@ -627,6 +633,7 @@ func (s *Session) toStreamLocked(line []byte, backendID json.RawMessage, p *proc
 func (s *Session) dropHeldLocked(h heldMsg, why string) {
 	s.srv.m.log.Warn("dropping a server message: no GET stream is open to receive it",
 		"tool", s.srv.Name, "runtime", s.srv.cfg.Runtime, "session_id", s.id, "reason", why)
+	s.srv.observe(Event{Kind: MessageDropped, Reason: dropReason(why)})
 	if h.backendID == nil || h.proc == nil {
 		return
 	}
@@ -704,6 +711,7 @@ func (s *Session) OpenStream() (*Sink, error) {
 	if err := s.AttachStream(sink); err != nil {
 		return nil, err
 	}
+	s.srv.observe(Event{Kind: StreamOpened, Era: "session", Reason: "get"})
 	return sink, nil
 }
 
@@ -720,6 +728,9 @@ func (s *Session) AttachStream(sink *Sink) error {
 	s.stream = sink
 	for _, h := range s.held {
 		sink.push(h.msg)
+	}
+	if len(s.held) > 0 {
+		s.srv.observe(Event{Kind: Replayed, N: len(s.held)})
 	}
 	s.held = nil
 	s.mu.Unlock()
