@@ -206,6 +206,8 @@ func TestParseFull(t *testing.T) {
 		},
 		Rate:        &Rate{RequestsPerSecond: 0.5, Burst: 1, Per: "ip"},
 		SessionRate: &Rate{RequestsPerSecond: 2, Burst: 5, Per: "global"},
+		Tracing:     Tracing{SampleRatio: -1},
+		Status:      Status{RecentErrors: 50},
 	}
 	if diff := cmp.Diff(want, got, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
 		t.Errorf("Parse mismatch (-want +got):\n%s", diff)
@@ -325,6 +327,8 @@ func TestDefaultsDocumented(t *testing.T) {
 			MaxInflightPerProcess: 16,
 			Sandbox:               SandboxLandlock,
 		}},
+		Tracing: Tracing{SampleRatio: -1},
+		Status:  Status{RecentErrors: 50},
 	}
 	got := mustParse(t, "servers: {s: {command: [x]}}", nil)
 	if diff := cmp.Diff(want, got, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {

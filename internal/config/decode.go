@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"regexp"
 	"slices"
@@ -110,7 +111,7 @@ func (d *decoder) decode(data []byte) *Config {
 		}
 		root = doc.Content[0]
 	}
-	d.mapping("", root, fields{
+	top := fields{
 		"listen":          d.str(&c.Listen),
 		"public_url":      d.str(&c.PublicURL),
 		"allowed_hosts":   d.strList(&c.AllowedHosts, ""),
@@ -138,7 +139,9 @@ func (d *decoder) decode(data []byte) *Config {
 		"workspaces":      d.env(&c.Workspaces),
 		"state_dir":       d.str(&c.StateDir),
 		"reload":          d.str(&c.Reload),
-	}, reservedTopKeys)
+	}
+	maps.Copy(top, d.observeFields(c))
+	d.mapping("", root, top, reservedTopKeys)
 	if c.StateDir == "" {
 		c.StateDir = defaultStateDir(d.lookupEnv)
 	}

@@ -178,8 +178,16 @@ func newConfig() *Config {
 		},
 		Servers: map[string]*Server{},
 		Auth:    Auth{Mode: AuthLocal, Advertise: defaultAdvertise},
+		Tracing: Tracing{SampleRatio: -1},
+		Status:  Status{RecentErrors: defaultRecentErrors},
 	}
 }
+
+// defaultRecentErrors is status.recent_errors; maxRecentErrors bounds it.
+const (
+	defaultRecentErrors = 50
+	maxRecentErrors     = 1000
+)
 
 // newOAuth returns auth.oauth with the defaults of the keys it may leave
 // out.

@@ -52,6 +52,11 @@ type Config struct {
 	// ReloadSignal (SIGHUP or `mcpgw reload`) or ReloadWatch (those, and
 	// any change to the file).
 	Reload string
+	// Metrics, Tracing and Status are how the gateway shows what it does
+	// (types_observe.go).
+	Metrics Metrics
+	Tracing Tracing
+	Status  Status
 }
 
 // Reload triggers (Config.Reload).

@@ -60,6 +60,7 @@ func (v *validator) got(path, value string) string {
 }
 
 func (v *validator) config(c *Config) {
+	v.observe(c)
 	if err := checkListen(c.Listen); err != nil {
 		v.add("listen", err.Error()+v.got("listen", c.Listen))
 	}
