@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/mcpgw/mcpgw/internal/config"
 	"github.com/mcpgw/mcpgw/internal/gateway"
+	"github.com/mcpgw/mcpgw/internal/tracing"
 )
 
 var serveCommand = &command{
@@ -175,7 +177,39 @@ func runServe(ctx context.Context, c *cli, path, listen string) error {
 	if err != nil {
 		return listenError(cfg.Listen, err)
 	}
-	gopts := &gateway.Options{Logger: log, Getenv: c.lookupEnv, Version: versionString()}
+	gopts := &gateway.Options{Logger: log, Getenv: c.lookupEnv, Version: versionString(),
+		ConfigPath: path, ConfigLoaded: time.Now()}
+	if cfg.Metrics.Listen != "" {
+		mln, err := net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("metrics.listen: listening on %s: %s; choose another address for metrics.listen in the config, or remove it to turn metrics off",
+				cfg.Metrics.Listen, addrErrorText(err))
+		}
+		defer mln.Close() // Shutdown closes it first; this is for the error paths
+		gopts.MetricsListener = mln
+	}
+	if ts, on, err := tracing.Resolve(cfg.Tracing, c.lookupEnv); err != nil {
+		ln.Close()
+		return usageError{fmt.Errorf("tracing: %w", err)}
+	} else if on {
+		tr, err := tracing.New(ctx, ts, versionString(), nil)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := tr.Shutdown(sctx); err != nil {
+				log.Warn("tracing: could not export the last spans", "error", err.Error())
+			}
+		}()
+		gopts.Tracer = tr
+		u, _ := url.Parse(ts.Endpoint)
+		log.Info("tracing on: exporting spans over OTLP/HTTP", "collector", u.Scheme+"://"+u.Host, "sample_ratio", ts.SampleRatio,
+			"service_name", ts.ServiceName)
+	}
 	var g *gateway.Gateway
 	if cfg.Auth.OAuth != nil {
 		as, st, err := startOAuth(ctx, cfg, log, func(r *http.Request) string { return g.ClientIP(r) })
@@ -312,4 +346,18 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// addrErrorText says why net.Listen failed, without the address it
+// repeats.
+func addrErrorText(err error) string {
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return "the address is already in use"
+	case errors.Is(err, syscall.EACCES):
+		return "permission denied"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return "this machine has no such address"
+	}
+	return err.Error()
 }

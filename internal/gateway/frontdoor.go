@@ -98,6 +98,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Request-Id", ri.id)
 	sw := &statusWriter{ResponseWriter: w}
 	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, ri))
+	r, endTrace := g.traceRequest(r)
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -110,6 +111,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		g.logRequest(r, ri, sw.status, time.Since(start))
+		g.observeRequest(r, ri, sw.status)
+		endTrace(ri, sw.status)
 	}()
 	g.route(sw, r)
 }

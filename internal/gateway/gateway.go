@@ -27,6 +27,7 @@ import (
 	"github.com/mcpgw/mcpgw/internal/config"
 	"github.com/mcpgw/mcpgw/internal/launch"
 	"github.com/mcpgw/mcpgw/internal/session"
+	"github.com/mcpgw/mcpgw/internal/tracing"
 )
 
 var serverName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
@@ -47,6 +48,21 @@ type Options struct {
 	// it the authorization server's paths answer 503 and its tokens are
 	// refused.
 	OAuth AuthorizationServer
+	// MetricsListener is the listener of metrics.listen, which the caller
+	// opens (so that it reports a port in use as it does for listen);
+	// Serve serves /metrics on it until Shutdown. nil: no metrics
+	// listener.
+	MetricsListener net.Listener
+	// Metrics turns the metrics on without a listener (MetricsHandler
+	// serves them), for tests and benchmarks.
+	Metrics bool
+	// ConfigPath and ConfigLoaded are shown by the status page: the
+	// configuration file ("" for the built-in one) and when it was read.
+	ConfigPath   string
+	ConfigLoaded time.Time
+	// Tracer makes the spans of requests; nil traces nothing. The caller
+	// builds it (tracing.New) and shuts it down after Shutdown.
+	Tracer *tracing.Tracer
 }
 
 // Gateway serves MCP for the configured servers.
@@ -75,6 +91,8 @@ type Gateway struct {
 	drainOnce sync.Once
 	legacy    legacyConns
 	readiness readinessLog // the last readiness /readyz reported
+
+	observability // metrics, tracing, status page (observe.go, status.go)
 }
 
 // drainCh is closed when shutdown begins; long-lived streams end on it.
@@ -89,14 +107,14 @@ func New(cfg *config.Config, opts *Options) *Gateway {
 	if log == nil {
 		log = slog.Default()
 	}
-	l := launch.New(cfg, &launch.Options{Logger: log, Getenv: opts.Getenv})
 	g := &Gateway{
-		log:      log,
-		launcher: l,
-		mgr:      session.NewManager(cfg, l, &session.Options{Logger: log}),
-		version:  opts.Version,
-		drained:  make(chan struct{}),
+		log:     log,
+		version: opts.Version,
+		drained: make(chan struct{}),
 	}
+	lopts, sopts := g.observe(cfg, opts)
+	g.launcher = launch.New(cfg, lopts)
+	g.mgr = session.NewManager(cfg, g.launcher, sopts)
 	if opts.Auth != nil {
 		g.authOpts = *opts.Auth
 	}
@@ -145,6 +163,9 @@ func (g *Gateway) Serve(ln net.Listener) error {
 	if err := g.Open(context.Background()); err != nil {
 		return fmt.Errorf("opening the gateway: %w", err)
 	}
+	if g.metricsLn != nil {
+		g.serveMetrics(g.metricsLn)
+	}
 	g.listening.Store(true)
 	defer g.listening.Store(false)
 	g.lnMu.Lock()
@@ -179,6 +200,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	defer g.closeAuth()
 	g.mgr.Drain()
 	defer g.closeLauncher()
+	defer g.closeObservability()
 	err := g.srv.Shutdown(ctx)
 	if err == nil {
 		g.mgr.Close()

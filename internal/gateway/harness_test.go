@@ -112,12 +112,24 @@ func serverYAML(name, extra string) string {
 // newHarness starts a gateway with cfgYAML on a loopback port.
 func newHarness(t testing.TB, cfgYAML string) *harness {
 	t.Helper()
+	return newHarnessWith(t, cfgYAML, nil)
+}
+
+// newHarnessWith is newHarness with more options (the logger, environment
+// and version are the harness's).
+func newHarnessWith(t testing.TB, cfgYAML string, more *Options) *harness {
+	t.Helper()
 	cfg := testConfig(t, cfgYAML)
 	logs := &logBuffer{}
 	var lvl slog.Level // the config's level (info by default), as in production
 	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: lvl}))
-	g := New(cfg, &Options{Logger: log, Getenv: os.LookupEnv, Version: "test"})
+	opts := &Options{}
+	if more != nil {
+		*opts = *more
+	}
+	opts.Logger, opts.Getenv, opts.Version = log, os.LookupEnv, "test"
+	g := New(cfg, opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -298,7 +298,7 @@ func TestMethods(t *testing.T) {
 	for _, tool := range list.Tools {
 		names = append(names, tool.Name)
 	}
-	want := []string{"echo", "sleep", "stuck", "wedge", "touch", "crash", "garbage", "flood_stderr", "huge", "log", "sample", "list_changed", "whoami", "spawn_child", "write_file", "read_file", "getwd", "getenv", "dial", "proc_status", "fork_loop", "alloc"}
+	want := []string{"echo", "sleep", "stuck", "wedge", "touch", "crash", "garbage", "flood_stderr", "huge", "log", "sample", "list_changed", "whoami", "spawn_child", "meta", "write_file", "read_file", "getwd", "getenv", "dial", "proc_status", "fork_loop", "alloc"}
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("tools (-want +got):\n%s", diff)
 	}

@@ -48,6 +48,7 @@ var toolList = []map[string]any{
 	tool("list_changed", "Send notifications/tools/list_changed, then answer.", nil),
 	tool("whoami", "Answer with pid, ppid, pgid, cwd and environment as JSON.", nil),
 	tool("spawn_child", "Start a grandchild that sleeps forever in the same process group; answer with its pid.", nil),
+	tool("meta", "Answer with the request's params._meta as JSON text (trace context forwarding).", nil),
 }
 
 func init() { toolList = append(toolList, probeTools...) }
@@ -104,6 +105,12 @@ func (s *server) callTool(ctx context.Context, m *message) {
 		return
 	}
 	switch p.Name {
+	case "meta":
+		var raw struct {
+			Meta json.RawMessage `json:"_meta"`
+		}
+		_ = json.Unmarshal(m.Params, &raw)
+		s.reply(ctx, m.ID, textResult(string(raw.Meta), false))
 	case "echo":
 		var a struct {
 			Text string `json:"text"`
