@@ -41,6 +41,7 @@ var commands = []*command{
 	importCommand,
 	tokenCommand,
 	oauthCommand,
+	statusCommand,
 	versionCommand,
 	demoServerCommand,
 }

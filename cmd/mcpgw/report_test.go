@@ -173,6 +173,7 @@ func TestHelp(t *testing.T) {
 		"import":      {"Usage: mcpgw import FILE"},
 		"token":       {"Usage: mcpgw token [NAME]"},
 		"oauth":       {"Usage: mcpgw oauth clients|grants|revoke|rotate-key", "mcpgw oauth revoke", "--user EMAIL"},
+		"status":      {"Usage: mcpgw status [--url URL]", "--url URL"},
 		"version":     {"Usage: mcpgw version"},
 		"demo-server": {"Usage: mcpgw demo-server"},
 	}

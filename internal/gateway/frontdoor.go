@@ -172,6 +172,9 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
 	case "/readyz":
 		g.handleReady(w, r)
 		return
+	case "/status":
+		g.handleStatus(w, r)
+		return
 	}
 	if g.conf().Auth.OAuth != nil && oauthPath(raw) {
 		g.serveOAuth(w, r)

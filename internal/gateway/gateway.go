@@ -85,12 +85,12 @@ type Gateway struct {
 	ln       net.Listener        // the listener Serve accepts on
 	moved    bool                // Reload replaced ln: Serve goes on with the new one
 
-	listening atomic.Bool
-	draining  atomic.Bool
-	drained   chan struct{} // closed when Shutdown begins
-	drainOnce sync.Once
-	legacy    legacyConns
-	readiness readinessLog // the last readiness /readyz reported
+	listening    atomic.Bool
+	draining     atomic.Bool
+	drained      chan struct{} // closed when Shutdown begins
+	drainOnce    sync.Once
+	legacy       legacyConns
+	readinessLog readinessLog // the last readiness /readyz reported
 
 	observability // metrics, tracing, status page (observe.go, status.go)
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"maps"
@@ -66,15 +67,33 @@ func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
 	// status: server names, versions and counts are detail for
 	// authenticated callers.
 	detail := g.authn() == nil || g.identityFor(r) != ""
-	rd := readiness{
+	rd, ok := g.readiness(r.Context())
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	g.readinessLog.report(g.log, &rd)
+	var body []byte
+	if detail {
+		body, _ = json.Marshal(rd)
+	} else {
+		body, _ = json.Marshal(map[string]string{"status": rd.Status})
+	}
+	writeJSON(w, status, body)
+}
+
+// readiness computes what /readyz (and the status page) report; ok is
+// whether the gateway as a whole is ready.
+func (g *Gateway) readiness(ctx context.Context) (rd readiness, ok bool) {
+	rd = readiness{
 		Version:   g.version,
 		Listening: g.listening.Load(),
 		Draining:  g.draining.Load(),
 		Processes: g.mgr.Stats("").Processes,
 		Servers:   map[string]serverReadiness{},
 	}
-	ok := rd.Listening && !rd.Draining
-	if v, used, err := g.launcher.EngineVersion(r.Context()); used {
+	ok = rd.Listening && !rd.Draining
+	if v, used, err := g.launcher.EngineVersion(ctx); used {
 		rd.Engine = &engineReadiness{Ready: err == nil, Version: v}
 		if err != nil {
 			rd.Engine.Error = err.Error()
@@ -89,7 +108,7 @@ func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
 		if c := srv.Config().Container; c != nil {
 			sr.Image = c.Image
 		}
-		if err := g.launcher.Check(r.Context(), sc); err != nil {
+		if err := g.launcher.Check(ctx, sc); err != nil {
 			sr.Ready = false
 			sr.Detail = err.Error()
 			ok = false
@@ -102,23 +121,14 @@ func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
 		}
 		rd.Servers[srv.Name] = sr
 	}
-	status := http.StatusOK
 	rd.Status = "ready"
 	if !ok {
-		status = http.StatusServiceUnavailable
 		rd.Status = "not ready"
 		if rd.Draining {
 			rd.Status = "draining"
 		}
 	}
-	g.readiness.report(g.log, &rd)
-	var body []byte
-	if detail {
-		body, _ = json.Marshal(rd)
-	} else {
-		body, _ = json.Marshal(map[string]string{"status": rd.Status})
-	}
-	writeJSON(w, status, body)
+	return rd, ok
 }
 
 // readinessLog logs readiness when it changes, so that a probe polling

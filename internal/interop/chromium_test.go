@@ -8,72 +8,19 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 	"golang.org/x/oauth2"
 
+	"github.com/mcpgw/mcpgw/internal/browsertest"
 	"github.com/mcpgw/mcpgw/internal/oauth/oauthtest"
 )
 
-// requireChromiumEnv turns a missing Chromium from a skip into a failure;
-// .ci/run installs Debian's chromium and sets it.
-const requireChromiumEnv = "MCPGW_REQUIRE_CHROMIUM"
-
-// requireChromium returns the path of a Chromium binary, or skips the test
-// (fails it under MCPGW_REQUIRE_CHROMIUM=1).
-func requireChromium(t testing.TB) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv(requireChromiumEnv) == "1" {
-		t.Fatalf("chromium is not on PATH (%s=1)", requireChromiumEnv)
-	}
-	t.Skipf("skipping browser test: chromium is not on PATH (apt-get install chromium, or set %s=1 to make this a failure)", requireChromiumEnv)
-	return ""
-}
-
-// newChromium starts headless Chromium with a fresh profile, stopped with
-// the test. Flags keep it off the network (no background services, no
-// QUIC) and in a container-friendly mode.
-func newChromium(t *testing.T) context.Context {
-	t.Helper()
-	path := requireChromium(t)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-	})
-	// The first run starts the browser; its context must have no
-	// deadline (a deadline would stop the browser), later ones may.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	tctx, tcancel := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(tcancel)
-	return tctx
-}
+// newChromium starts headless Chromium for the test (package browsertest).
+func newChromium(t *testing.T) context.Context { return browsertest.New(t) }
 
 // TestConsentInChromium: a person's browser logs in at the provider, reads
 // the consent page (client name, where it returns to, which server, as
