@@ -30,8 +30,9 @@ func BenchmarkRawMetricsOnDaemon16Sessions(b *testing.B) {
 // BenchmarkRawMetricsOverhead measures what metrics cost per call on the
 // session-era path in one process and one run: two gateways over the same
 // demo server binary, one with metrics off and one with them on, driven in
-// alternating chunks of 200 calls so that the machine's drift (other work
-// on shared cores) falls on both alike. CPU is this process's user+system
+// alternating chunks of 200 calls (each round the other goes first) so
+// that the machine's drift (other work on shared cores) falls on both
+// alike. CPU is this process's user+system
 // time from getrusage (the raw client's and the gateway's; the client's is
 // the same for both). b.N calls go to each gateway.
 func BenchmarkRawMetricsOverhead(b *testing.B) {
@@ -46,12 +47,13 @@ func BenchmarkRawMetricsOverhead(b *testing.B) {
 	const chunk = 200
 	var cpu [2]time.Duration
 	b.ResetTimer()
-	for done := 0; done < b.N; done += chunk {
+	for round, done := 0, 0; done < b.N; round, done = round+1, done+chunk {
 		n := min(chunk, b.N-done)
-		for side, c := range clients {
+		for i := range 2 {
+			side := (i + round) % 2 // which goes first alternates: no order bias
 			t0 := selfCPU()
 			for range n {
-				c.call()
+				clients[side].call()
 			}
 			cpu[side] += selfCPU() - t0
 		}
