@@ -96,6 +96,11 @@ limits:
   sse_keepalive: 20s
   hold_messages: 2m
   max_held_messages: 512
+  replay_events: 10
+  replay_bytes: 64KiB
+  replay_age: 30s
+  sse_retry: 2s
+  sse_close_after_priming: true
   read_timeout: 10s
   max_sessions: 100
 auth:
@@ -144,15 +149,20 @@ func TestParseFull(t *testing.T) {
 		AllowedOrigins: []string{"https://claude.ai", "http://localhost:6274", "https://app.example.com"},
 		Log:            Log{Level: "debug", Format: "text"},
 		Limits: Limits{
-			MaxProcesses:    64,
-			MaxBodyBytes:    8 << 20,
-			MaxMessageBytes: 32 << 20,
-			ShutdownTimeout: 45 * time.Second,
-			SSEKeepAlive:    20 * time.Second,
-			HoldMessages:    2 * time.Minute,
-			MaxHeldMessages: 512,
-			ReadTimeout:     10 * time.Second,
-			MaxSessions:     100,
+			MaxProcesses:         64,
+			MaxBodyBytes:         8 << 20,
+			MaxMessageBytes:      32 << 20,
+			ShutdownTimeout:      45 * time.Second,
+			SSEKeepAlive:         20 * time.Second,
+			HoldMessages:         2 * time.Minute,
+			MaxHeldMessages:      512,
+			ReplayEvents:         10,
+			ReplayBytes:          64 << 10,
+			ReplayAge:            30 * time.Second,
+			SSERetry:             2 * time.Second,
+			SSECloseAfterPriming: true,
+			ReadTimeout:          10 * time.Second,
+			MaxSessions:          100,
 		},
 		Servers: map[string]*Server{
 			"fs": {
@@ -300,6 +310,10 @@ func TestDefaultsDocumented(t *testing.T) {
 			SSEKeepAlive:    15 * time.Second,
 			HoldMessages:    60 * time.Second,
 			MaxHeldMessages: 256,
+			ReplayEvents:    256,
+			ReplayBytes:     1 << 20,
+			ReplayAge:       5 * time.Minute,
+			SSERetry:        time.Second,
 			ReadTimeout:     30 * time.Second,
 			MaxSessions:     4096,
 		},

@@ -24,6 +24,10 @@ const (
 	defaultSSEKeepAlive    = 15 * time.Second
 	defaultHoldMessages    = 60 * time.Second
 	defaultMaxHeldMessages = 256
+	defaultReplayEvents    = 256
+	defaultReplayBytes     = 1 << 20
+	defaultReplayAge       = 5 * time.Minute
+	defaultSSERetry        = time.Second
 	defaultReadTimeout     = 30 * time.Second
 	defaultMaxSessions     = 4096
 
@@ -112,6 +116,10 @@ const (
 	minSSEKeepAlive, maxSSEKeepAlive       = 100 * time.Millisecond, 10 * time.Minute
 	minHoldMessages, maxHoldMessages       = positive, time.Hour
 	minMaxHeldMessages, maxMaxHeldMessages = 1, 10000
+	minReplayEvents, maxReplayEvents       = 0, 100000
+	minReplayBytes, maxReplayBytes         = 0, 256 << 20
+	minReplayAge, maxReplayAge             = time.Second, 24 * time.Hour
+	minSSERetry, maxSSERetry               = 100 * time.Millisecond, 10 * time.Minute
 	minReadTimeout, maxReadTimeout         = positive, time.Hour
 	minMaxSessions, maxMaxSessions         = 1, 1000000
 
@@ -173,6 +181,10 @@ func newConfig() *Config {
 			SSEKeepAlive:    defaultSSEKeepAlive,
 			HoldMessages:    defaultHoldMessages,
 			MaxHeldMessages: defaultMaxHeldMessages,
+			ReplayEvents:    defaultReplayEvents,
+			ReplayBytes:     defaultReplayBytes,
+			ReplayAge:       defaultReplayAge,
+			SSERetry:        defaultSSERetry,
 			ReadTimeout:     defaultReadTimeout,
 			MaxSessions:     defaultMaxSessions,
 		},

@@ -140,8 +140,14 @@ type Limits struct {
 	SSEKeepAlive    time.Duration // comment keep-alive period on open SSE streams (default 15s)
 	HoldMessages    time.Duration // how long server messages wait for a GET stream (default 60s)
 	MaxHeldMessages int           // messages held per session without a GET stream (default 256)
-	ReadTimeout     time.Duration // reading a request's headers and body (default 30s)
-	MaxSessions     int           // live client sessions, all servers together (default 4096)
+	// Resumable SSE streams of sessions (session/resume.go).
+	ReplayEvents         int           // events kept per session for Last-Event-ID (default 256)
+	ReplayBytes          int64         // their bytes per session (default 1 MiB)
+	ReplayAge            time.Duration // how long they and a cut POST stream are kept (default 5m)
+	SSERetry             time.Duration // the retry field of POST streams' priming events (default 1s)
+	SSECloseAfterPriming bool          // close a POST stream after its priming event; the response comes on the resuming GET (default false)
+	ReadTimeout          time.Duration // reading a request's headers and body (default 30s)
+	MaxSessions          int           // live client sessions, all servers together (default 4096)
 }
 
 // Server is one configured stdio MCP server.

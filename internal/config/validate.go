@@ -85,6 +85,10 @@ func (v *validator) config(c *Config) {
 	v.durationRange("limits.sse_keepalive", l.SSEKeepAlive, minSSEKeepAlive, maxSSEKeepAlive)
 	v.durationRange("limits.hold_messages", l.HoldMessages, minHoldMessages, maxHoldMessages)
 	v.intRange("limits.max_held_messages", l.MaxHeldMessages, minMaxHeldMessages, maxMaxHeldMessages)
+	v.intRange("limits.replay_events", l.ReplayEvents, minReplayEvents, maxReplayEvents)
+	v.sizeRange("limits.replay_bytes", l.ReplayBytes, minReplayBytes, maxReplayBytes)
+	v.durationRange("limits.replay_age", l.ReplayAge, minReplayAge, maxReplayAge)
+	v.durationRange("limits.sse_retry", l.SSERetry, minSSERetry, maxSSERetry)
 	v.durationRange("limits.read_timeout", l.ReadTimeout, minReadTimeout, maxReadTimeout)
 	v.intRange("limits.max_sessions", l.MaxSessions, minMaxSessions, maxMaxSessions)
 

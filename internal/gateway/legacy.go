@@ -115,7 +115,7 @@ func (g *Gateway) legacyStream(w http.ResponseWriter, r *http.Request, srv *sess
 	if g.conf().PublicURL != "" {
 		endpoint = g.conf().PublicURL + endpoint
 	}
-	g.stream(w, r, c.sink, legacyStream, false, endpoint)
+	g.stream(w, r, c.sink, legacyStream, false, endpoint, nil)
 }
 
 func (g *Gateway) legacyMessage(w http.ResponseWriter, r *http.Request, srv *session.Server) {

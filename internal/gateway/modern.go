@@ -91,7 +91,7 @@ func (g *Gateway) handleModern(w http.ResponseWriter, r *http.Request, srv *sess
 		writeProblem(w, r, msg.ID, err)
 		return
 	}
-	if paused := g.stream(w, r, sink, postStream, false, ""); !paused {
+	if paused := g.stream(w, r, sink, postStream, false, "", nil); !paused {
 		call.End() // a request still in flight was given up: cancelled
 	}
 }
@@ -113,7 +113,7 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, srv *session.Se
 		return
 	}
 	defer l.Close()
-	g.stream(w, r, l.Sink(), listenStream, false, "")
+	g.stream(w, r, l.Sink(), listenStream, false, "", nil)
 }
 
 // bodyVersion is params._meta's protocol version of a request, or "".

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -54,6 +56,31 @@ func (s *sseWriter) named(name string, data []byte) error {
 	return s.flush()
 }
 
+// eventID writes one "message" event with an id (resume.go).
+func (s *sseWriter) eventID(id string, data []byte) error {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
+	buf := make([]byte, 0, len(id)+len(data)+32)
+	buf = append(buf, "id: "...)
+	buf = append(buf, id...)
+	buf = append(buf, "\nevent: message\ndata: "...)
+	buf = append(buf, data...)
+	buf = append(buf, "\n\n"...)
+	if _, err := s.w.Write(buf); err != nil {
+		return err
+	}
+	return s.flush()
+}
+
+// prime writes a priming event: an id, the reconnection delay, empty data
+// (MCP spec 2025-11-25, basic/transports, "Resumability and Redelivery").
+func (s *sseWriter) prime(id string, retry time.Duration) error {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
+	if _, err := fmt.Fprintf(s.w, "id: %s\nretry: %d\ndata: \n\n", id, retry.Milliseconds()); err != nil {
+		return err
+	}
+	return s.flush()
+}
+
 func (s *sseWriter) comment(text string) error {
 	_ = s.rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
 	if _, err := io.WriteString(s.w, ": "+text+"\n\n"); err != nil {
@@ -79,19 +106,73 @@ const (
 	legacyStream
 )
 
+// resumable is a session's stream that gets event ids (session/resume.go):
+// st is created when the SSE stream starts (a POST answered with plain JSON
+// has none), or is the stream a GET resumes.
+type resumable struct {
+	sess *session.Session
+	st   *session.Stream
+}
+
+// errPolled ends a POST stream after its priming event
+// (limits.sse_close_after_priming).
+var errPolled = errors.New("closed after the priming event (limits.sse_close_after_priming)")
+
 // stream writes sink out as the response of r until it is done, with
 // keep-alive comments, and reports whether it ended with an interim outcome
 // (a modern request's input_required result: the request goes on). It is
-// the one writer of every SSE transport.
-func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, sink *session.Sink, kind streamKind, isBatch bool, endpoint string) (paused bool) {
+// the one writer of every SSE transport. With rs, the events carry ids and
+// are kept for resumption, a POST stream starts with a priming event, and
+// a POST stream cut before its responses is left for a resuming GET.
+func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, sink *session.Sink, kind streamKind, isBatch bool, endpoint string, rs *resumable) (paused bool) {
 	ri := info(r.Context())
-	keepalive := time.NewTicker(g.conf().Limits.SSEKeepAlive)
+	lim := g.conf().Limits
+	keepalive := time.NewTicker(lim.SSEKeepAlive)
 	defer keepalive.Stop()
 	var sse *sseWriter
 	var drain <-chan struct{}
+	finished := false // a POST stream's responses were all written
+	if rs != nil {
+		defer func() {
+			if rs.st != nil {
+				rs.st.Detach(finished)
+			}
+		}()
+	}
+	open := func() error {
+		sse = startSSE(w)
+		if rs == nil {
+			return nil
+		}
+		if rs.st == nil {
+			rs.st = rs.sess.NewStream(true, sink)
+			if id, retry, ok := rs.st.Priming(); ok {
+				if err := sse.prime(id, retry); err != nil {
+					return err
+				}
+				if lim.SSECloseAfterPriming {
+					return errPolled
+				}
+			}
+		}
+		for _, ev := range rs.st.TakeReplay() {
+			if err := sse.eventID(ev.ID, ev.Data); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	write := func(m []byte) error {
+		if rs == nil {
+			return sse.event(m)
+		}
+		return sse.eventID(rs.st.Record(m), m)
+	}
 	switch kind {
 	case listenStream:
-		sse = startSSE(w)
+		if err := open(); err != nil {
+			return false
+		}
 	case legacyStream:
 		sse = startSSE(w)
 		if sse.named("endpoint", []byte(endpoint)) != nil {
@@ -100,6 +181,9 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, sink *session.S
 		drain = g.drainCh()
 	}
 	gone := func(err error) bool {
+		if errors.Is(err, errPolled) {
+			return false // the response comes on the resuming GET
+		}
 		if kind == postStream {
 			ri.errMsg = "client went away: " + err.Error()
 		}
@@ -110,7 +194,9 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, sink *session.S
 		case <-sink.Wake():
 		case <-keepalive.C:
 			if sse == nil {
-				sse = startSSE(w)
+				if err := open(); err != nil {
+					return gone(err)
+				}
 			}
 			if err := sse.comment("keep-alive"); err != nil {
 				return gone(err)
@@ -139,13 +225,16 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, sink *session.S
 				}
 				writeJSON(w, status, msgs[0])
 			}
+			finished = true
 			return paused
 		}
 		if sse == nil {
 			if !sink.Related() {
 				continue // only some of a batch's responses are in: keep waiting for plain JSON
 			}
-			sse = startSSE(w)
+			if err := open(); err != nil {
+				return gone(err)
+			}
 		}
 		msgs, done, paused, dropped := sink.TakeAll()
 		if dropped > 0 {
@@ -156,14 +245,15 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, sink *session.S
 			noteErrors(ri, msgs)
 		}
 		for i, m := range msgs {
-			if err := sse.event(m); err != nil {
-				if kind == listenStream {
-					sink.Requeue(msgs[i+1:])
+			if err := write(m); err != nil {
+				if kind == listenStream || rs != nil {
+					sink.Requeue(msgs[i+1:]) // m itself is kept for replay when rs is set
 				}
 				return gone(err)
 			}
 		}
 		if done {
+			finished = true
 			return paused
 		}
 	}

@@ -142,7 +142,7 @@ func (g *Gateway) handlePost(w http.ResponseWriter, r *http.Request, srv *sessio
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	g.stream(w, r, sink, postStream, isBatch, "")
+	g.stream(w, r, sink, postStream, isBatch, "", &resumable{sess: sess})
 }
 
 // dispatch hands a POST's messages to a session: notifications and
@@ -354,13 +354,40 @@ func (g *Gateway) handleGet(w http.ResponseWriter, r *http.Request, srv *session
 	if !ok {
 		return
 	}
+	rs := &resumable{sess: sess}
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		st, err := sess.Resume(id)
+		switch {
+		case err != nil:
+			// Unknown or too old: the stream without replay.
+			g.log.Info("cannot resume a stream; opening a new one", "request_id", ri.id, "tool", ri.tool,
+				"session_id", ri.sessionID, "reason", err.Error())
+		case st.Post():
+			// A POST stream cut before its responses: the rest of it,
+			// replayed and then as it comes, on this GET until its
+			// responses are delivered.
+			ri.method = "GET stream (resumed POST stream)"
+			rs.st = st
+			g.stream(w, r, st.Sink(), listenStream, false, "", rs)
+			return
+		default:
+			ri.method = "GET stream (resumed)"
+			rs.st = st
+		}
+	}
 	sink, err := sess.OpenStream()
 	if err != nil {
+		if rs.st != nil {
+			rs.st.Detach(false)
+		}
 		writeProblem(w, r, nil, err)
 		return
 	}
 	defer sess.CloseStream(sink)
-	g.stream(w, r, sink, listenStream, false, "")
+	if rs.st == nil {
+		rs.st = sess.NewStream(false, nil)
+	}
+	g.stream(w, r, sink, listenStream, false, "", rs)
 }
 
 // sessionFor resolves the Mcp-Session-Id of a GET or DELETE: 405 without

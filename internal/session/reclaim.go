@@ -20,7 +20,7 @@ func (s *Session) reclaimable(now time.Time) (time.Time, bool) {
 	}
 	s.mu.Lock()
 	last, busy := s.lastActive, len(s.inflight) > 0
-	unattended := s.stream == nil
+	unattended := len(s.streams) == 0
 	since := last
 	if s.detached.After(since) {
 		since = s.detached

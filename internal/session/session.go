@@ -46,7 +46,8 @@ type Session struct {
 	expired  bool               // launcher: max lifetime reached
 	outbound map[string]*outReq // server→client requests by client-facing id
 	nextOut  int64
-	stream   *Sink     // the open GET (or HTTP+SSE) stream, or nil
+	streams  []*Sink   // the open GET streams (or the one HTTP+SSE stream)
+	rr       int       // the stream the next message tries first
 	detached time.Time // when the last stream closed (reclaim.go)
 	held     []heldMsg
 	subs     map[string]bool // daemon: subscribed resource URIs
@@ -54,6 +55,8 @@ type Session struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	resume resumeState // resumable streams (resume.go)
 }
 
 var _ owner = (*Session)(nil)
@@ -613,11 +616,16 @@ func (s *Session) deliverToStream(line []byte, backendID json.RawMessage) {
 	}
 }
 
-// toStreamLocked sends to the GET stream or holds the message until one
-// opens. Called with s.mu held.
+// toStreamLocked sends to one of the GET streams (MCP spec, basic/
+// transports: each message on exactly one of them; they take turns) or
+// holds the message until one opens. Called with s.mu held.
 func (s *Session) toStreamLocked(line []byte, backendID json.RawMessage, p *proc) {
-	if s.stream != nil && s.stream.push(line) {
-		return
+	for i := range s.streams {
+		k := (s.rr + i) % len(s.streams)
+		if s.streams[k].push(line) {
+			s.rr = k + 1
+			return
+		}
 	}
 	if len(s.held) >= s.srv.m.conf().Limits.MaxHeldMessages {
 		s.dropHeldLocked(s.held[0], "too many messages held")
@@ -683,13 +691,13 @@ func (s *Session) finish() {
 		return
 	}
 	s.ended = true
-	stream := s.stream
-	s.stream = nil
+	streams := s.streams
+	s.streams = nil
 	held := len(s.held)
 	s.held = nil
 	s.mu.Unlock()
-	if stream != nil {
-		stream.close()
+	for _, st := range streams {
+		st.close()
 	}
 	if held > 0 {
 		s.srv.m.log.Warn("session ended with undelivered server messages", "tool", s.srv.Name,
@@ -698,8 +706,8 @@ func (s *Session) finish() {
 	s.logEnded()
 }
 
-// OpenStream attaches a new GET stream, replacing (and ending) any earlier
-// one, and hands it every held message.
+// OpenStream attaches a new GET stream besides the open ones (the spec
+// allows several) and hands it every held message.
 func (s *Session) OpenStream() (*Sink, error) {
 	if s.isGone() {
 		return nil, errSessionGone()
@@ -708,9 +716,19 @@ func (s *Session) OpenStream() (*Sink, error) {
 		return nil, errDraining()
 	}
 	sink := NewStreamSink()
-	if err := s.AttachStream(sink); err != nil {
-		return nil, err
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return nil, errSessionGone()
 	}
+	s.streams = append(s.streams, sink)
+	for _, h := range s.held {
+		sink.push(h.msg)
+	}
+	if len(s.held) > 0 {
+		s.srv.observe(Event{Kind: Replayed, N: len(s.held)})
+	}
+	s.held = nil
 	s.srv.observe(Event{Kind: StreamOpened, Era: "session", Reason: "get"})
 	return sink, nil
 }
@@ -724,8 +742,8 @@ func (s *Session) AttachStream(sink *Sink) error {
 		s.mu.Unlock()
 		return errSessionGone()
 	}
-	old := s.stream
-	s.stream = sink
+	old := s.streams
+	s.streams = []*Sink{sink}
 	for _, h := range s.held {
 		sink.push(h.msg)
 	}
@@ -734,8 +752,10 @@ func (s *Session) AttachStream(sink *Sink) error {
 	}
 	s.held = nil
 	s.mu.Unlock()
-	if old != nil && old != sink {
-		old.close()
+	for _, o := range old {
+		if o != sink {
+			o.close()
+		}
 	}
 	return nil
 }
@@ -746,14 +766,16 @@ func (s *Session) CloseStream(sink *Sink) {
 	rest := sink.drain()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.stream == sink {
-		s.stream = nil
-		s.detached = time.Now()
+	if i := slices.Index(s.streams, sink); i >= 0 {
+		s.streams = slices.Delete(s.streams, i, i+1)
+		if len(s.streams) == 0 {
+			s.detached = time.Now()
+		}
 	}
 	if s.ended {
 		return
 	}
-	if s.stream != nil { // replaced by a newer stream: hand over what is left
+	if len(s.streams) > 0 { // another stream is open: hand over what is left
 		for _, m := range rest {
 			s.toStreamLocked(m, nil, nil)
 		}
@@ -769,9 +791,9 @@ func (s *Session) CloseStream(sink *Sink) {
 
 func (s *Session) closeStream() {
 	s.mu.Lock()
-	st := s.stream
+	streams := slices.Clone(s.streams)
 	s.mu.Unlock()
-	if st != nil {
+	for _, st := range streams {
 		st.close()
 	}
 }

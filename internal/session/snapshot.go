@@ -109,9 +109,7 @@ func (m *Manager) Snapshot() Snapshot {
 		s.mu.Lock()
 		ss.Sessions[s.protocolVersion]++
 		ss.SessionsByIdentity[s.caller.logName()]++
-		if s.stream != nil {
-			ss.Streams["get"]++
-		}
+		ss.Streams["get"] += len(s.streams)
 		p := s.proc
 		s.mu.Unlock()
 		if p != nil && !s.daemon {
