@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -24,6 +25,13 @@ var removedMethods = map[string]bool{
 	"resources/subscribe": true, "resources/unsubscribe": true,
 }
 
+// The version lists of every modern request's validation, built once (hot
+// path). Validate only reads them.
+var (
+	modernVersions    = []string{modern.Version}
+	supportedVersions = session.Supported()
+)
+
 // handleModern serves one modern POST. Its body was parsed and rate limits
 // applied by handlePost.
 func (g *Gateway) handleModern(w http.ResponseWriter, r *http.Request, srv *session.Server, msgs []*jsonrpc.Message, isBatch bool) {
@@ -46,7 +54,7 @@ func (g *Gateway) handleModern(w http.ResponseWriter, r *http.Request, srv *sess
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	meta, prob := modern.Validate(r.Header, msg, []string{modern.Version}, session.Supported())
+	meta, prob := modern.Validate(r.Header, msg, modernVersions, supportedVersions)
 	if prob != nil {
 		writeProblem(w, r, msg.ID, prob)
 		return
@@ -76,7 +84,11 @@ func (g *Gateway) handleModern(w http.ResponseWriter, r *http.Request, srv *sess
 		RequestState   string          `json:"requestState"`
 		InputResponses json.RawMessage `json:"inputResponses"`
 	}
-	_ = json.Unmarshal(msg.Params, &mrtr)
+	// Only a retry has a requestState: decoding every request's params costs
+	// (hot path). A key could be spelled with escapes: then decode anyway.
+	if bytes.Contains(msg.Params, []byte(`"requestState"`)) || bytes.IndexByte(msg.Params, '\\') >= 0 {
+		_ = json.Unmarshal(msg.Params, &mrtr)
+	}
 	var call *session.Call
 	var sink *session.Sink
 	var err error

@@ -1,7 +1,11 @@
 package gateway
 
 import (
+	"fmt"
+	"io"
 	"net/http"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -44,4 +48,41 @@ func BenchmarkEchoDaemonModern16Clients(b *testing.B) {
 		clients[i] = h.connectVersion("demo", nil, &http.Transport{}, nil)
 	}
 	benchConcurrent(b, clients)
+}
+
+// rawModernEcho is a 2026-07-28 tools/call echo as a raw client sends it.
+const rawModernEcho = `{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"benchmark payload"},` +
+	`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}`
+
+// BenchmarkRawDaemonModern1Caller and …16Callers: the stateless path with
+// the raw client of the Raw… benchmarks (bench_test.go), against the same
+// daemon pool; compare with RawDaemon… (session era) and RawMinimalProxy…
+// in the same run, CPU per call first.
+func BenchmarkRawDaemonModern1Caller(b *testing.B)   { benchRawModern(b, 1) }
+func BenchmarkRawDaemonModern16Callers(b *testing.B) { benchRawModern(b, 16) }
+
+func benchRawModern(b *testing.B, n int) {
+	h := newHarness(b, benchDaemonYAML)
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
+	b.Cleanup(hc.CloseIdleConnections)
+	var next atomic.Int64
+	call := func(int) {
+		req, _ := http.NewRequest(http.MethodPost, h.url("demo"), strings.NewReader(fmt.Sprintf(rawModernEcho, next.Add(1))))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Mcp-Protocol-Version", "2026-07-28")
+		req.Header.Set("Mcp-Method", "tools/call")
+		req.Header.Set("Mcp-Name", "echo")
+		resp, err := hc.Do(req)
+		if err != nil {
+			panic(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			panic(resp.Status)
+		}
+	}
+	call(0)
+	benchRaw(b, n, call)
 }
