@@ -341,3 +341,88 @@ func TestReloadRateLimits(t *testing.T) {
 		t.Errorf("rate limit removed (-want +got):\n%s", diff)
 	}
 }
+
+// TestReloadUnderLoad: reloads in quick succession while sessions of an
+// unchanged and of a changed server call continuously: no call fails, and
+// once the drain deadline of the last generation has passed only the
+// unchanged server's processes and the newest definition's are left.
+func TestReloadUnderLoad(t *testing.T) {
+	// Long enough for the reloads and calls below: past the first
+	// reload's deadline its sessions end by design (404, re-initialise).
+	const drain = 8 * time.Second
+	cfg := func(mark string) string {
+		return fmt.Sprintf("listen: 127.0.0.1:0\nlimits: {shutdown_timeout: %s}\nservers:\n", drain) +
+			markedServer("keep", "k", "    max_processes: 8\n") + markedServer("change", mark, "    max_processes: 8\n")
+	}
+	h := newHarness(t, cfg("v0"))
+	const workers = 3
+	var keep, change []*mcp.ClientSession
+	for range workers {
+		keep, change = append(keep, h.connect("keep", nil)), append(change, h.connect("change", nil))
+	}
+	keepPIDs := make([]int, workers)
+	for i, cs := range keep {
+		keepPIDs[i] = pidOf(t, cs)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	calls, failures := 0, []string{}
+	for i := range workers {
+		for name, cs := range map[string]*mcp.ClientSession{"keep": keep[i], "change": change[i]} {
+			wg.Go(func() {
+				for n := 0; ; n++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+					res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "sleep", Arguments: map[string]any{"ms": 20 + n%40}})
+					cancel()
+					mu.Lock()
+					calls++
+					if err != nil || res.IsError {
+						failures = append(failures, fmt.Sprintf("%s session %s, call %d at %s: %v %v", name, cs.ID(), n, time.Now().Format("15:04:05.000"), err, res))
+						mu.Unlock()
+						return // the client closes its session after such an error
+					}
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	var last *mcp.ClientSession // the newest definition's session
+	first := time.Now()
+	for i := 1; i <= 5; i++ {
+		time.Sleep(150 * time.Millisecond) // calls in flight at every reload
+		if res := h.reload(cfg(fmt.Sprintf("v%d", i))); !slices.Equal(res.Changed, []string{"change"}) || !slices.Equal(res.Unchanged, []string{"keep"}) {
+			t.Fatalf("reload %d: %+v", i, res.ReloadResult)
+		}
+		last = h.connect("change", nil)
+		if mark := markOf(t, last); mark != fmt.Sprintf("v%d", i) {
+			t.Errorf("new session after reload %d: mark %q", i, mark)
+		}
+	}
+	time.Sleep(150 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if d := time.Since(first); d > drain-time.Second {
+		t.Fatalf("the reloads and calls took %s, too close to the drain deadline (%s) for the test to mean anything; the machine is too busy", d, drain)
+	}
+	if len(failures) > 0 || calls < 2*workers*5 {
+		t.Errorf("%d calls, %d failed: %v", calls, len(failures), failures[:min(len(failures), 5)])
+	}
+	want := append(slices.Clone(keepPIDs), pidOf(t, last))
+	slices.Sort(want)
+	eventually(t, drain+15*time.Second, "only the unchanged server's processes and the newest definition's left", func() bool {
+		kids := childrenOf(osGetpid())
+		slices.Sort(kids)
+		return slices.Equal(kids, want)
+	})
+	for i, cs := range keep {
+		if got := pidOf(t, cs); got != keepPIDs[i] {
+			t.Errorf("unchanged server's session %d: pid %d, want %d", i, got, keepPIDs[i])
+		}
+	}
+}
