@@ -24,7 +24,9 @@ state_dir, else the per-user default) to re-read its config file, and
 prints what it did: unchanged servers keep their processes and sessions,
 changed and removed ones drain, added ones serve. A config with problems
 is refused and listed, and the gateway goes on with the one it has; the
-exit code is then 1. SIGHUP to the gateway does the same without an answer.
+exit code is then 1. With --config the file is read here first, and a file
+with problems is listed as "mcpgw check" lists it (exit 2) without asking
+the gateway. SIGHUP to the gateway does the same without an answer.
 
 It talks to the gateway over the Unix socket STATE_DIR/mcpgw.sock, which
 only the gateway's user (or root) may use; run it as that user.`,

@@ -197,3 +197,29 @@ func TestReloadOfTheBinary(t *testing.T) {
 		t.Errorf("unexpected errors in the log:\n%s", logs.String())
 	}
 }
+
+// TestSIGHUPWithoutConfigFile: SIGHUP to a gateway serving the built-in
+// configuration does not kill it (it used to exit 129): it says there is
+// no file to re-read and goes on serving.
+func TestSIGHUPWithoutConfigFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	cmd := exec.Command(buildBinary(t), "serve", "--listen", "127.0.0.1:0")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	_, base, logs := awaitServe(t, cmd)
+	cs := connectDemo(t, base)
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	logs.WaitFor(t, "there is no file to re-read", 10*time.Second)
+	if err := echo(cs); err != nil {
+		t.Errorf("after SIGHUP: %v", err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGHUP then SIGTERM: %v, want status 0", err)
+	}
+}

@@ -188,6 +188,10 @@ func (g *Gateway) logChanges(old, cfg *config.Config) {
 			g.log.Info("accepting browser Origin", "origin", o)
 		}
 	}
+	if host, _, _ := net.SplitHostPort(cfg.Listen); cfg.Listen != old.Listen && !isLoopbackHost(host) && cfg.Auth.Mode == config.AuthNone {
+		g.log.Warn("listening on a non-loopback address: anyone who can reach it can use the servers; put it behind an authenticating proxy",
+			"listen", cfg.Listen)
+	}
 	if cfg.Auth.Mode != old.Auth.Mode {
 		g.log.Info("authentication mode changed", "from", old.Auth.Mode, "to", cfg.Auth.Mode)
 		if cfg.Auth.Mode == config.AuthNone {
