@@ -2,14 +2,19 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // sseEvent is one parsed SSE event, with its id and retry fields.
@@ -294,5 +299,84 @@ func TestResumeGetStreamBounds(t *testing.T) {
 	})
 	if len(h.logs.find("dropping SSE events kept for resumption", map[string]any{"reason": "limits.replay_events or limits.replay_bytes reached"})) == 0 {
 		t.Error("the drops at the bound were not logged")
+	}
+}
+
+// cuttingTransport cuts the first POST response that is an SSE stream
+// after its first two events (the priming event and one more), as a proxy
+// or a mobile network would.
+type cuttingTransport struct {
+	base http.RoundTripper
+	cut  atomic.Bool
+}
+
+func (c *cuttingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.base.RoundTrip(r)
+	if err != nil || r.Method != http.MethodPost || resp.Header.Get("Content-Type") != "text/event-stream" || !c.cut.CompareAndSwap(false, true) {
+		return resp, err
+	}
+	resp.Body = &cutBody{rc: resp.Body, events: 2}
+	return resp, nil
+}
+
+// cutBody passes events through until it has passed n, then fails.
+type cutBody struct {
+	rc     io.ReadCloser
+	events int
+	buf    []byte
+}
+
+func (b *cutBody) Read(p []byte) (int, error) {
+	if b.events == 0 {
+		b.rc.Close()
+		return 0, io.ErrUnexpectedEOF
+	}
+	n, err := b.rc.Read(p)
+	for i := 0; i < n; i++ {
+		b.buf = append(b.buf, p[i])
+		if bytes.HasSuffix(b.buf, []byte("\n\n")) {
+			b.buf = b.buf[:0]
+			b.events--
+			if b.events == 0 {
+				return i + 1, nil
+			}
+		}
+	}
+	return n, err
+}
+
+func (b *cutBody) Close() error { return b.rc.Close() }
+
+// TestResumeGoSDKClient: the Go SDK v1.8 client (2025-11-25) whose POST
+// stream is cut after the priming event and one progress notification
+// resumes it with Last-Event-ID and gets the tool's result; and with
+// limits.sse_close_after_priming it gets its result through the resume of
+// a stream the gateway closed itself (SEP-1699).
+func TestResumeGoSDKClient(t *testing.T) {
+	for _, tc := range []struct{ name, limits string }{
+		{"stream cut by the network", "{sse_retry: 100ms}"},
+		{"stream closed after priming", "{sse_retry: 100ms, sse_close_after_priming: true, sse_keepalive: 100ms}"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, "limits: "+tc.limits+"\nservers:\n"+serverYAML("t", ""))
+			tr := &cuttingTransport{base: &http.Transport{}}
+			client := mcp.NewClient(&mcp.Implementation{Name: "resume-test", Version: "1"}, nil)
+			cs, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: h.url("t"), HTTPClient: &http.Client{Transport: tr}}, sessionEra)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cs.Close()
+			params := &mcp.CallToolParams{Name: "sleep", Arguments: map[string]any{"ms": 600}}
+			params.SetProgressToken("p") // progress makes the response a stream at once
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			res, err := cs.CallTool(ctx, params)
+			if err != nil || res.IsError {
+				t.Fatalf("call through a cut stream: %v %+v", err, res)
+			}
+			eventually(t, 5*time.Second, "the resumed POST stream in the access log", func() bool {
+				return len(h.logs.find("request", map[string]any{"method": "GET stream (resumed POST stream)"})) >= 1
+			})
+		})
 	}
 }
