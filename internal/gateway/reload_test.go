@@ -426,3 +426,24 @@ func TestReloadUnderLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestReloadLegacySSE: a legacy HTTP+SSE session of a changed server keeps
+// its stream and its old definition across a reload; one of a removed
+// server keeps working until the drain deadline.
+func TestReloadLegacySSE(t *testing.T) {
+	v1 := "listen: 127.0.0.1:0\nservers:\n" + markedServer("change", "v1", "") + markedServer("remove", "r", "")
+	v2 := "listen: 127.0.0.1:0\nservers:\n" + markedServer("change", "v2", "")
+	h := newHarness(t, v1)
+	change, remove := connectSSE(t, h, "change", nil), connectSSE(t, h, "remove", nil)
+	changePID, removePID := pidOf(t, change), pidOf(t, remove)
+	h.reload(v2)
+	if got, mark := pidOf(t, change), markOf(t, change); got != changePID || mark != "v1" {
+		t.Errorf("legacy session of a changed server: pid %d mark %q, want %d v1", got, mark, changePID)
+	}
+	if got := pidOf(t, remove); got != removePID {
+		t.Errorf("legacy session of a removed server: pid %d, want %d", got, removePID)
+	}
+	if mark := markOf(t, connectSSE(t, h, "change", nil)); mark != "v2" {
+		t.Errorf("new legacy session of the changed server: mark %q, want v2", mark)
+	}
+}
