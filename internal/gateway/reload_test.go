@@ -447,3 +447,38 @@ func TestReloadLegacySSE(t *testing.T) {
 		t.Errorf("new legacy session of the changed server: mark %q, want v2", mark)
 	}
 }
+
+// TestReloadMRTR: a 2026-07-28 request waiting for its client's input when
+// a reload replaces its server's definition is resumed by the client's
+// retry on the process that asked (the old generation), not refused.
+func TestReloadMRTR(t *testing.T) {
+	v := func(mark string) string {
+		return "listen: 127.0.0.1:0\nservers:\n" + markedServer("t", mark, "    mode: daemon\n")
+	}
+	h := newHarness(t, v("v1"))
+	var mu sync.Mutex
+	var results []*ReloadResult
+	cs := h.connectVersion("t", &mcp.ClientOptions{
+		CreateMessageHandler: func(context.Context, *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			// Between the input_required result and the client's retry.
+			res, err := h.g.Reload(context.Background(), testConfig(t, v("v2")))
+			if err != nil {
+				return nil, err
+			}
+			mu.Lock()
+			results = append(results, res)
+			mu.Unlock()
+			return &mcp.CreateMessageResult{Model: "m", Role: "assistant", Content: &mcp.TextContent{Text: "sampled answer"}}, nil
+		},
+	}, &http.Transport{}, nil)
+	got := callText(t, cs, "sample", map[string]any{"text": "question?"})
+	if !strings.Contains(got, "sampled answer") {
+		t.Errorf("sample across a reload = %q, want the client's answer", got)
+	}
+	if len(results) != 1 || !slices.Equal(results[0].Changed, []string{"t"}) {
+		t.Fatalf("reloads during the round: %v", results)
+	}
+	if mark := markOf(t, h.connectVersion("t", nil, &http.Transport{}, nil)); mark != "v2" {
+		t.Errorf("after the round: mark %q, want the new definition's v2", mark)
+	}
+}
