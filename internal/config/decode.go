@@ -144,6 +144,7 @@ func (d *decoder) decode(data []byte) *Config {
 		"workspaces":      d.env(&c.Workspaces),
 		"state_dir":       d.str(&c.StateDir),
 		"reload":          d.str(&c.Reload),
+		"cluster":         func(path string, n *yaml.Node) { d.cluster(path, n, &c.Cluster) },
 	}
 	maps.Copy(top, d.observeFields(c))
 	d.mapping("", root, top, reservedTopKeys)

@@ -57,6 +57,9 @@ type Config struct {
 	Metrics Metrics
 	Tracing Tracing
 	Status  Status
+	// Cluster makes this gateway one of several replicas; nil for a
+	// single gateway.
+	Cluster *Cluster
 }
 
 // Reload triggers (Config.Reload).

@@ -102,6 +102,7 @@ func (v *validator) config(c *Config) {
 	}
 
 	v.workspaces(c)
+	v.cluster(c)
 	if len(c.Servers) == 0 {
 		v.add("servers", `at least one server is required, e.g. servers: {fs: {command: ["mcp-server-filesystem", "/srv"]}}`)
 	}

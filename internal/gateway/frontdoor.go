@@ -176,6 +176,9 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
 		g.handleStatus(w, r)
 		return
 	}
+	if g.clusterPath(w, r, raw) {
+		return
+	}
 	if g.conf().Auth.OAuth != nil && oauthPath(raw) {
 		g.serveOAuth(w, r)
 		return
@@ -194,17 +197,25 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "invalid server name in path: it must match "+serverName.String(), 0)
 		return
 	}
-	if !g.checkHostOrigin(w, r) {
+	// A request a peer forwarded was checked there (Host, Origin, CORS,
+	// credentials); see cluster.go.
+	fromPeer, ok := g.fromPeer(w, r)
+	if !ok {
 		return
 	}
-	g.allowCORS(w, r)
-	if isPreflight(r) {
-		info(r.Context()).method = "CORS preflight"
-		g.preflight(w, r)
-		return
-	}
-	if !g.authenticate(w, r, name) {
-		return
+	if !fromPeer {
+		if !g.checkHostOrigin(w, r) {
+			return
+		}
+		g.allowCORS(w, r)
+		if isPreflight(r) {
+			info(r.Context()).method = "CORS preflight"
+			g.preflight(w, r)
+			return
+		}
+		if !g.authenticate(w, r, name) {
+			return
+		}
 	}
 	srv := g.mgr.Server(name)
 	if srv == nil && continuesSession(r, sub) {
@@ -220,6 +231,9 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
 	ri := info(r.Context())
 	ri.tool = name
 	ri.runtime = string(srv.Config().Runtime)
+	if sub == "" && !fromPeer && g.toOwner(w, r) {
+		return
+	}
 	if sub != "" {
 		g.serveLegacy(w, r, srv, sub)
 		return

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/mcpgw/mcpgw/internal/auth"
+	"github.com/mcpgw/mcpgw/internal/cluster"
 	"github.com/mcpgw/mcpgw/internal/config"
 	"github.com/mcpgw/mcpgw/internal/launch"
 	"github.com/mcpgw/mcpgw/internal/session"
@@ -70,6 +71,7 @@ type Gateway struct {
 	log      *slog.Logger
 	launcher *launch.Launcher
 	mgr      *session.Manager
+	cluster  *cluster.Node // nil: a single gateway
 	srv      *http.Server
 	version  string
 	openOnce sync.Once
@@ -113,6 +115,10 @@ func New(cfg *config.Config, opts *Options) *Gateway {
 		drained: make(chan struct{}),
 	}
 	lopts, sopts := g.observe(cfg, opts)
+	if cfg.Cluster != nil {
+		g.cluster = cluster.New(cfg.Cluster, &cluster.Options{Logger: log})
+		sopts.NewID = g.cluster.NewID
+	}
 	g.launcher = launch.New(cfg, lopts)
 	g.mgr = session.NewManager(cfg, g.launcher, sopts)
 	if opts.Auth != nil {
@@ -152,6 +158,9 @@ func (g *Gateway) Open(ctx context.Context) error {
 	g.openOnce.Do(func() {
 		if g.openErr = g.launcher.Open(ctx); g.openErr == nil {
 			g.mgr.Open()
+			if g.cluster != nil {
+				g.cluster.Start()
+			}
 		}
 	})
 	return g.openErr
@@ -201,6 +210,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.mgr.Drain()
 	defer g.closeLauncher()
 	defer g.closeObservability()
+	if g.cluster != nil {
+		defer g.cluster.Close() // after the last forwarded request
+	}
 	err := g.srv.Shutdown(ctx)
 	if err == nil {
 		g.mgr.Close()

@@ -114,7 +114,7 @@ var ErrRestartNeeded = errors.New("needs a restart")
 //     (and their SSE streams) go on, new ones go to the new address.
 //
 // state_dir and auth.oauth belong to the authorization server built at
-// start; changing them is refused (errors wrapping ErrRestartNeeded), as
+// start, cluster to the replica's identity; changing them is refused (errors wrapping ErrRestartNeeded), as
 // is reloading a gateway that is shutting down. A refused reload changes
 // nothing.
 func (g *Gateway) Reload(ctx context.Context, cfg *config.Config) (*ReloadResult, error) {
@@ -131,6 +131,10 @@ func (g *Gateway) Reload(ctx context.Context, cfg *config.Config) (*ReloadResult
 	}
 	if !reflect.DeepEqual(cfg.Auth.OAuth, old.Auth.OAuth) {
 		problems = append(problems, fmt.Sprintf("auth.oauth: changed, which %s (the authorization server is built at start); restart mcpgw, or put it back", ErrRestartNeeded))
+	}
+	if !reflect.DeepEqual(cfg.Cluster, old.Cluster) {
+		// The replica id and key are in every session id handed out.
+		problems = append(problems, fmt.Sprintf("cluster: changed, which %s (the replica's id, key and peers are set at start); restart mcpgw, or put it back", ErrRestartNeeded))
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("%w: %w", ErrRestartNeeded, &config.Error{Problems: problems})

@@ -32,6 +32,11 @@ type Options struct {
 	// Tracer makes spans of queueing, process starts and backend round
 	// trips (observe.go); nil means none.
 	Tracer Tracer
+	// NewID makes the session ids and the random part of requestState
+	// handles; nil means 24 random bytes, base64url. A cluster passes ids
+	// that name their replica and carry its signature (package cluster).
+	// It must return unguessable, URL- and header-safe strings.
+	NewID func() string
 }
 
 // Manager owns all sessions of all servers, the process slots, and the
@@ -39,8 +44,9 @@ type Options struct {
 type Manager struct {
 	log      *slog.Logger
 	launcher Launcher
-	obs      Observer // nil: none
-	tracer   Tracer   // nil: none
+	obs      Observer      // nil: none
+	tracer   Tracer        // nil: none
+	newID    func() string // session ids and requestState handles (Options.NewID)
 
 	// cfg and servers are the current configuration and its servers,
 	// replaced as a whole by Reload (reload.go) so that the hot path reads
@@ -78,12 +84,17 @@ func NewManager(cfg *config.Config, launcher Launcher, opts *Options) *Manager {
 	if log == nil {
 		log = slog.Default()
 	}
+	newID := opts.NewID
+	if newID == nil {
+		newID = newSessionID
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{
 		log:       log,
 		launcher:  launcher,
 		obs:       opts.Observer,
 		tracer:    opts.Tracer,
+		newID:     newID,
 		sessions:  make(map[string]*Session),
 		adhoc:     make(map[*proc]struct{}),
 		slotFreed: make(chan struct{}),

@@ -2,8 +2,6 @@ package session
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -84,12 +82,6 @@ type inputs struct {
 	seq int64
 }
 
-func newStateToken() string {
-	var b [24]byte
-	_, _ = rand.Read(b[:])
-	return statePrefix + base64.RawURLEncoding.EncodeToString(b[:])
-}
-
 // IsGatewayState reports whether a requestState is one of the gateway's
 // (else it belongs to a modern server and passes through).
 func IsGatewayState(state string) bool { return strings.HasPrefix(state, statePrefix) }
@@ -161,7 +153,7 @@ func (c *Call) parkLocked(pk *parked) {
 	if in.set == nil {
 		in.set = make(map[string]*parked)
 	}
-	pk.token = newStateToken()
+	pk.token = statePrefix + c.srv.m.newID()
 	in.set[pk.token] = pk
 	c.mu.Lock()
 	c.input = pk
@@ -301,3 +293,7 @@ func (in *inputs) clear() {
 		delete(in.set, token)
 	}
 }
+
+// StateID returns the id inside a gateway requestState (the part
+// Options.NewID made), and false for a state that is not the gateway's.
+func StateID(state string) (string, bool) { return strings.CutPrefix(state, statePrefix) }

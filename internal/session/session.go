@@ -173,7 +173,7 @@ func SessionVersions() []string { return slices.Clone(sessionVersions) }
 
 func (srv *Server) newSession(caller Caller) *Session {
 	return &Session{
-		base:     newBase(srv, newSessionID(), caller),
+		base:     newBase(srv, srv.m.newID(), caller),
 		created:  time.Now(),
 		daemon:   srv.cfg.Mode == modeDaemon,
 		outbound: make(map[string]*outReq),

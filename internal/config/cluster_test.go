@@ -1,0 +1,55 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const clusterKey = "k3y-of-the-cluster-0123456789abcdef"
+
+func TestClusterDefaults(t *testing.T) {
+	c := mustParse(t, `cluster:
+  replica_id: mcpgw-0
+  key_env: MCPGW_CLUSTER_KEY
+  peers: ["http://10.0.0.2:8080", "dns:///mcpgw-headless:8080"]
+servers: {a: {command: [x]}}
+`, map[string]string{"MCPGW_CLUSTER_KEY": clusterKey})
+	want := &Cluster{ReplicaID: "mcpgw-0", Peers: []string{"http://10.0.0.2:8080", "dns:///mcpgw-headless:8080"},
+		KeyEnv: "MCPGW_CLUSTER_KEY", Key: clusterKey, Refresh: 5 * time.Second, ForwardTimeout: 2 * time.Second}
+	if diff := cmp.Diff(want, c.Cluster); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if c := mustParse(t, "servers: {a: {command: [x]}}", nil); c.Cluster != nil {
+		t.Errorf("no cluster key: Cluster = %+v, want nil", c.Cluster)
+	}
+}
+
+func TestClusterErrors(t *testing.T) {
+	env := map[string]string{"KEY": clusterKey, "SHORT": "abc"}
+	for _, c := range []struct{ name, yaml, want string }{
+		{"no key", "cluster: {replica_id: a, peers: [\"http://a:1\"]}", "cluster.key_env: is required"},
+		{"unset key", "cluster: {replica_id: a, key_env: NOPE, peers: [\"http://a:1\"]}", "cluster.key_env: environment variable NOPE is not set"},
+		{"short key", "cluster: {replica_id: a, key_env: SHORT, peers: [\"http://a:1\"]}", "too short: it needs at least 32 bytes"},
+		{"no peers", "cluster: {replica_id: a, key_env: KEY}", "cluster.peers: needs at least one entry"},
+		{"peer path", "cluster: {replica_id: a, key_env: KEY, peers: [\"http://a:1/x\"]}", "cluster.peers[0]: must be a base URL without a path"},
+		{"peer scheme", "cluster: {replica_id: a, key_env: KEY, peers: [\"ftp://a:1\"]}", "cluster.peers[0]: must be a base URL"},
+		{"dns port", "cluster: {replica_id: a, key_env: KEY, peers: [\"dns:///svc\"]}", "cluster.peers[0]: must be dns:///name:port"},
+		{"replica id", "cluster: {replica_id: A_B, key_env: KEY, peers: [\"http://a:1\"]}", "cluster.replica_id: must be a DNS label"},
+		{"refresh", "cluster: {replica_id: a, key_env: KEY, peers: [\"http://a:1\"], refresh: 1ms}", "cluster.refresh:"},
+		{"unknown key", "cluster: {replica_id: a, key_env: KEY, peers: [\"http://a:1\"], key: x}", "cluster.key: unknown key"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse([]byte(c.yaml+"\nservers: {a: {command: [x]}}\n"), envOf(env))
+			got := strings.Join(problemsOf(t, err), "\n")
+			if !strings.Contains(got, c.want) {
+				t.Errorf("problems:\n%s\nwant one containing %q", got, c.want)
+			}
+			if strings.Contains(got, clusterKey) {
+				t.Errorf("a problem quotes the cluster key:\n%s", got)
+			}
+		})
+	}
+}

@@ -1,0 +1,31 @@
+package config
+
+import (
+	"os"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// cluster decodes cluster:, reading the cluster key from the environment.
+func (d *decoder) cluster(path string, n *yaml.Node, dst **Cluster) {
+	if isNull(d.resolve(n)) {
+		return
+	}
+	c := &Cluster{Refresh: defaultClusterRefresh, ForwardTimeout: defaultForwardTimeout}
+	d.mapping(path, n, fields{
+		"replica_id":      d.str(&c.ReplicaID),
+		"advertise_url":   d.str(&c.AdvertiseURL),
+		"peers":           d.strList(&c.Peers, `; e.g. ["http://10.0.0.2:8080", "dns:///mcpgw-headless:8080"]`),
+		"key_env":         d.str(&c.KeyEnv),
+		"refresh":         d.duration(&c.Refresh),
+		"forward_timeout": d.duration(&c.ForwardTimeout),
+	}, nil)
+	if c.ReplicaID == "" {
+		if h, err := os.Hostname(); err == nil {
+			c.ReplicaID = strings.ToLower(h)
+		}
+	}
+	c.Key = d.secretEnv(path+".key_env", n, c.KeyEnv)
+	*dst = c
+}
