@@ -28,7 +28,7 @@ servers: {a: {command: [x]}}
 }
 
 func TestClusterErrors(t *testing.T) {
-	env := map[string]string{"KEY": clusterKey, "SHORT": "abc"}
+	env := map[string]string{"KEY": clusterKey, "SHORT": "abc", "RURL": "http://:hunter2@redis:6379", "REDIS": "redis://redis:6379"}
 	for _, c := range []struct{ name, yaml, want string }{
 		{"no key", "cluster: {replica_id: a, peers: [\"http://a:1\"]}", "cluster.key_env: is required"},
 		{"unset key", "cluster: {replica_id: a, key_env: NOPE, peers: [\"http://a:1\"]}", "cluster.key_env: environment variable NOPE is not set"},
@@ -39,6 +39,9 @@ func TestClusterErrors(t *testing.T) {
 		{"dns port", "cluster: {replica_id: a, key_env: KEY, peers: [\"dns:///svc\"]}", "cluster.peers[0]: must be dns:///name:port"},
 		{"replica id", "cluster: {replica_id: A_B, key_env: KEY, peers: [\"http://a:1\"]}", "cluster.replica_id: must be a DNS label"},
 		{"refresh", "cluster: {replica_id: a, key_env: KEY, peers: [\"http://a:1\"], refresh: 1ms}", "cluster.refresh:"},
+		{"redis no url", "cluster: {replica_id: a, key_env: KEY, peers: [\"http://a:1\"], redis: {}}", "cluster.redis.url_env: is required"},
+		{"redis scheme", "cluster: {replica_id: a, key_env: KEY, peers: [\"http://a:1\"], redis: {url_env: RURL}}", "cluster.redis.url_env: the URL in RURL must start with redis://"},
+		{"redis timeout", "cluster: {replica_id: a, key_env: KEY, peers: [\"http://a:1\"], redis: {url_env: REDIS, timeout: 1h}}", "cluster.redis.timeout:"},
 		{"unknown key", "cluster: {replica_id: a, key_env: KEY, peers: [\"http://a:1\"], key: x}", "cluster.key: unknown key"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -47,7 +50,7 @@ func TestClusterErrors(t *testing.T) {
 			if !strings.Contains(got, c.want) {
 				t.Errorf("problems:\n%s\nwant one containing %q", got, c.want)
 			}
-			if strings.Contains(got, clusterKey) {
+			if strings.Contains(got, clusterKey) || strings.Contains(got, "hunter2") {
 				t.Errorf("a problem quotes the cluster key:\n%s", got)
 			}
 		})

@@ -20,6 +20,7 @@ func (d *decoder) cluster(path string, n *yaml.Node, dst **Cluster) {
 		"key_env":         d.str(&c.KeyEnv),
 		"refresh":         d.duration(&c.Refresh),
 		"forward_timeout": d.duration(&c.ForwardTimeout),
+		"redis":           func(p string, n *yaml.Node) { d.redis(p, n, &c.Redis) },
 	}, nil)
 	if c.ReplicaID == "" {
 		if h, err := os.Hostname(); err == nil {
@@ -28,4 +29,18 @@ func (d *decoder) cluster(path string, n *yaml.Node, dst **Cluster) {
 	}
 	c.Key = d.secretEnv(path+".key_env", n, c.KeyEnv)
 	*dst = c
+}
+
+// redis decodes cluster.redis, reading the URL from the environment.
+func (d *decoder) redis(path string, n *yaml.Node, dst **Redis) {
+	if isNull(d.resolve(n)) {
+		return
+	}
+	r := &Redis{Timeout: defaultRedisTimeout}
+	d.mapping(path, n, fields{
+		"url_env": d.str(&r.URLEnv),
+		"timeout": d.duration(&r.Timeout),
+	}, nil)
+	r.URL = d.secretEnv(path+".url_env", n, r.URLEnv)
+	*dst = r
 }

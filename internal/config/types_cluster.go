@@ -28,6 +28,22 @@ type Cluster struct {
 	// ForwardTimeout bounds connecting to an owner replica; a session
 	// whose owner cannot be reached in time answers 404.
 	ForwardTimeout time.Duration
+	// Redis holds state the replicas share (today: rate limits); nil
+	// keeps it in each replica's memory.
+	Redis *Redis
+}
+
+// Redis is the connection to the Redis server of cluster.redis.
+type Redis struct {
+	// URLEnv is the environment variable holding the URL
+	// (redis://[user:password@]host:port[/db], rediss:// for TLS).
+	URLEnv string
+	// URL is its value. It may hold a password: it never appears in logs
+	// or messages.
+	URL string
+	// Timeout bounds each command, connecting included: past it a
+	// request that needs Redis fails (503) rather than waits.
+	Timeout time.Duration
 }
 
 // ReplicaIDPattern is what a replica id must match: a DNS label, as a
@@ -43,6 +59,10 @@ const (
 	defaultForwardTimeout = 2 * time.Second
 	minForwardTimeout     = 100 * time.Millisecond
 	maxForwardTimeout     = 30 * time.Second
+
+	defaultRedisTimeout = 500 * time.Millisecond
+	minRedisTimeout     = 10 * time.Millisecond
+	maxRedisTimeout     = 10 * time.Second
 
 	// MinClusterKeyBytes is the shortest cluster key accepted: 32 bytes,
 	// the output size of HMAC-SHA256.

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -48,6 +49,36 @@ func (v *validator) cluster(c *Config) {
 	}
 	v.durationRange(p+".refresh", cl.Refresh, minClusterRefresh, maxClusterRefresh)
 	v.durationRange(p+".forward_timeout", cl.ForwardTimeout, minForwardTimeout, maxForwardTimeout)
+	if r := cl.Redis; r != nil {
+		if r.URLEnv == "" {
+			v.add(p+".redis.url_env", "is required: the environment variable holding the Redis URL, e.g. url_env: REDIS_URL with REDIS_URL=redis://:PASSWORD@redis:6379/0")
+		} else if r.URL != "" {
+			if err := checkRedisURL(r.URL); err != nil {
+				v.add(p+".redis.url_env", fmt.Sprintf("the URL in %s %s", r.URLEnv, err))
+			}
+		}
+		v.durationRange(p+".redis.timeout", r.Timeout, minRedisTimeout, maxRedisTimeout)
+	}
+}
+
+// checkRedisURL accepts redis:// and rediss:// URLs with a host. Its
+// errors never quote the URL, which may hold a password.
+func checkRedisURL(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return fmt.Errorf("is not a URL: write redis://[user:password@]host:port[/db]")
+	case u.Scheme != "redis" && u.Scheme != "rediss":
+		return fmt.Errorf("must start with redis:// or rediss:// (TLS)")
+	case u.Host == "":
+		return fmt.Errorf("has no host: write redis://[user:password@]host:port[/db]")
+	}
+	if db := strings.Trim(u.Path, "/"); db != "" {
+		if _, err := strconv.Atoi(db); err != nil {
+			return fmt.Errorf("names database %q: it must be a number, e.g. redis://host:6379/0", db)
+		}
+	}
+	return nil
 }
 
 // checkPeerURL accepts http(s)://host:port without user, path, query or

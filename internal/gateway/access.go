@@ -130,6 +130,9 @@ func (g *Gateway) rateLimited(w http.ResponseWriter, r *http.Request, server str
 		}
 		return ""
 	}
+	if g.shared.on() {
+		return g.sharedRateLimited(w, r, server, requests, inits, id, key) // redis.go
+	}
 	var checks []ratelimit.Check
 	f := g.front.Load()
 	for _, l := range []limits{f.limits, f.serverLimits[server]} {

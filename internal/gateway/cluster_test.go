@@ -28,10 +28,17 @@ const (
 	testTokenB     = "token-of-client-b-for-the-cluster-tests"
 )
 
+// replicaYAML is what startReplicas adds to each replica's config.
+type replicaYAML struct {
+	top     string // top-level keys
+	cluster string // keys of cluster:, indented by two
+	server  string // keys of server "t", indented by four
+}
+
 // startReplicas starts n gateways that form one cluster on loopback
-// ports, each serving the test server "t" (with extra, indented YAML),
-// with two token identities a and b.
-func startReplicas(t *testing.T, n int, extra string) []*harness {
+// ports, each serving the test server "t", with two token identities a
+// and b.
+func startReplicas(t *testing.T, n int, extra replicaYAML) []*harness {
 	t.Helper()
 	t.Setenv("MCPGW_TEST_CLUSTER_KEY", testClusterKey)
 	t.Setenv("MCPGW_TEST_TOKEN_A", testTokenA)
@@ -48,7 +55,7 @@ func startReplicas(t *testing.T, n int, extra string) []*harness {
 	hs := make([]*harness, n)
 	for i, ln := range lns {
 		yaml := fmt.Sprintf(`listen: 127.0.0.1:0
-auth:
+%sauth:
   tokens:
     - {name: a, value_env: MCPGW_TEST_TOKEN_A}
     - {name: b, value_env: MCPGW_TEST_TOKEN_B}
@@ -57,8 +64,8 @@ cluster:
   key_env: MCPGW_TEST_CLUSTER_KEY
   peers: [%s]
   refresh: 500ms
-servers:
-`, i, strings.Join(peers, ", ")) + serverYAML("t", extra)
+%sservers:
+`, extra.top, i, strings.Join(peers, ", "), extra.cluster) + serverYAML("t", extra.server)
 		hs[i] = newHarnessOn(t, yaml, ln)
 	}
 	return hs
@@ -148,7 +155,7 @@ func (rr *roundRobin) connect(t *testing.T, url string, opts *mcp.ClientOptions,
 // replicas, get every answer right; requests for a session reach
 // replicas that do not own it, which forward them.
 func TestClusterSessionOnAnyReplica(t *testing.T) {
-	hs := startReplicas(t, 3, "    max_concurrent: 8\n")
+	hs := startReplicas(t, 3, replicaYAML{server: "    max_concurrent: 8\n"})
 	rr := newRoundRobin(hs, testTokenA)
 	var progress, sampled atomic.Int32
 	listChanged := make(chan struct{}, 1)
@@ -252,7 +259,7 @@ func TestClusterSessionOnAnyReplica(t *testing.T) {
 // TestClusterRefusals: ids and forwarded requests need the cluster key;
 // a session stays its creator's through the hop; a gone owner is 404.
 func TestClusterRefusals(t *testing.T) {
-	hs := startReplicas(t, 3, "")
+	hs := startReplicas(t, 3, replicaYAML{})
 	auth := func(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
 	// A session on r1, made directly there.
 	r := hs[1].post("t", fmt.Sprintf(initBody, "2025-11-25"), auth(testTokenA))

@@ -72,6 +72,7 @@ type Gateway struct {
 	launcher *launch.Launcher
 	mgr      *session.Manager
 	cluster  *cluster.Node // nil: a single gateway
+	shared   sharedRate    // rate limits in Redis (cluster.redis); see redis.go
 	srv      *http.Server
 	version  string
 	openOnce sync.Once
@@ -121,6 +122,7 @@ func New(cfg *config.Config, opts *Options) *Gateway {
 	}
 	g.launcher = launch.New(cfg, lopts)
 	g.mgr = session.NewManager(cfg, g.launcher, sopts)
+	g.shared = newSharedRate(cfg, log)
 	if opts.Auth != nil {
 		g.authOpts = *opts.Auth
 	}
@@ -213,6 +215,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	if g.cluster != nil {
 		defer g.cluster.Close() // after the last forwarded request
 	}
+	defer g.shared.close()
 	err := g.srv.Shutdown(ctx)
 	if err == nil {
 		g.mgr.Close()
