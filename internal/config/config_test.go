@@ -1406,7 +1406,7 @@ func TestDocsExamples(t *testing.T) {
 	}
 	env := envOf(map[string]string{"MCPGW_BIN": "/usr/bin/mcpgw", "GITHUB_TOKEN": "x",
 		"MCPGW_CI_TOKEN": ciToken, "MCPGW_LAPTOP_TOKEN": ciToken, "PROJECTS_DIR": projects, "GOOGLE_SECRET": "s",
-		"MCPGW_CLUSTER_KEY": "0123456789abcdef0123456789abcdef"})
+		"MCPGW_CLUSTER_KEY": "0123456789abcdef0123456789abcdef", "REDIS_URL": "redis://redis:6379/0"})
 	blocks := strings.Split(string(doc), "```yaml\n")[1:]
 	if len(blocks) < 5 {
 		t.Fatalf("found %d YAML examples in docs/config.md, want at least 5", len(blocks))
