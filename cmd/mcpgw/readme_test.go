@@ -131,6 +131,9 @@ func prepare(t testing.TB, ex example, dir string) (path string, env map[string]
 		name := m[1] + m[2]
 		if _, ok := env[name]; !ok {
 			env[name] = "dummy-value-of-" + name + "-0123456789abcdef0123456789"
+			if strings.HasSuffix(name, "REDIS_URL") {
+				env[name] = "redis://:dummy-password@redis.example:6379/0" // a URL is checked as one
+			}
 		}
 	}
 	if ex.fragment {
