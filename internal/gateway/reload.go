@@ -114,9 +114,10 @@ var ErrRestartNeeded = errors.New("needs a restart")
 //     (and their SSE streams) go on, new ones go to the new address.
 //
 // state_dir and auth.oauth belong to the authorization server built at
-// start, cluster to the replica's identity; changing them is refused (errors wrapping ErrRestartNeeded), as
-// is reloading a gateway that is shutting down. A refused reload changes
-// nothing.
+// start, cluster to the replica's identity, metrics, tracing and
+// status.recent_errors to what observes the gateway; changing them is
+// refused (errors wrapping ErrRestartNeeded), as is reloading a gateway
+// that is shutting down. A refused reload changes nothing.
 func (g *Gateway) Reload(ctx context.Context, cfg *config.Config) (*ReloadResult, error) {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
@@ -135,6 +136,15 @@ func (g *Gateway) Reload(ctx context.Context, cfg *config.Config) (*ReloadResult
 	if !reflect.DeepEqual(cfg.Cluster, old.Cluster) {
 		// The replica id and key are in every session id handed out.
 		problems = append(problems, fmt.Sprintf("cluster: changed, which %s (the replica's id, key and peers are set at start); restart mcpgw, or put it back", ErrRestartNeeded))
+	}
+	if cfg.Metrics != old.Metrics {
+		problems = append(problems, fmt.Sprintf("metrics: changed, which %s (its listener is opened at start); restart mcpgw, or put it back", ErrRestartNeeded))
+	}
+	if cfg.Tracing != old.Tracing {
+		problems = append(problems, fmt.Sprintf("tracing: changed, which %s (the exporter is set up at start); restart mcpgw, or put it back", ErrRestartNeeded))
+	}
+	if cfg.Status.RecentErrors != old.Status.RecentErrors {
+		problems = append(problems, fmt.Sprintf("status.recent_errors: changed, which %s; restart mcpgw, or put it back", ErrRestartNeeded))
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("%w: %w", ErrRestartNeeded, &config.Error{Problems: problems})

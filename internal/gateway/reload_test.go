@@ -251,6 +251,10 @@ func TestReloadRefused(t *testing.T) {
 	if !errors.Is(err, ErrRestartNeeded) || !strings.Contains(err.Error(), "state_dir: changed from /var/lib/mcpgw-a to /var/lib/mcpgw-b") {
 		t.Fatalf("reload changing state_dir: %v, want a refusal naming state_dir", err)
 	}
+	_, err = h.g.Reload(context.Background(), testConfig(t, "listen: 127.0.0.1:0\nstate_dir: /var/lib/mcpgw-a\nmetrics: {listen: 127.0.0.1:0}\nservers:\n"+markedServer("t", "changed", "")))
+	if !errors.Is(err, ErrRestartNeeded) || !strings.Contains(err.Error(), "metrics: changed") {
+		t.Fatalf("reload changing metrics: %v, want a refusal naming metrics", err)
+	}
 	if got := pidOf(t, cs); got != pid {
 		t.Errorf("pid %d after a refused reload, want %d", got, pid)
 	}
