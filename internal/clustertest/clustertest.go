@@ -188,11 +188,13 @@ frontend mcp
   default_backend gateways
 backend gateways
   balance roundrobin
-  option redispatch
-  retries 0
+  # A replica that refuses the connection: the request goes to the next.
+  option redispatch 1
+  retries 2
+  option httpchk GET /healthz
 `, h.Port)
 	for i, be := range backends {
-		fmt.Fprintf(&b, "  server g%d %s\n", i, be)
+		fmt.Fprintf(&b, "  server g%d %s check inter 1s fall 1 rise 1\n", i, be)
 	}
 	dir := tb.TempDir()
 	cfg := filepath.Join(dir, "haproxy.cfg")

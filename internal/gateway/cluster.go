@@ -59,7 +59,8 @@ func (g *Gateway) toOwner(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	owner, mrtr := "", false
-	if sid := r.Header.Get(hdrSessionID); sid != "" {
+	sid := r.Header.Get(hdrSessionID)
+	if sid != "" {
 		owner, _ = g.cluster.Owner(sid)
 	} else if r.Method == http.MethodPost && modern.IsModern(r.Header.Get(hdrProtocolVersion)) {
 		owner, mrtr = g.stateOwner(r), true
@@ -68,6 +69,7 @@ func (g *Gateway) toOwner(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	ri := info(r.Context())
+	ri.sessionID = sid // the access line of the hop names the session, as the owner's does
 	var done <-chan struct{}
 	if r.Method == http.MethodGet {
 		done = g.drainCh() // a GET stream ends at drain, as a local one does
