@@ -100,6 +100,10 @@ type Options struct {
 	StderrBurst     int
 	// Logger receives stderr lines and backend events; nil means slog.Default().
 	Logger *slog.Logger
+	// ExitHint is appended to the error of a process that exits (or
+	// closes its stdout) on its own, e.g. what its sandbox allowed; ""
+	// adds nothing.
+	ExitHint string
 	// Redact lists secret values (a server's env values) that are replaced
 	// by "[redacted]" in its stderr lines before they are logged; empty
 	// values and values shorter than MinRedactLen are ignored (they would
@@ -358,6 +362,7 @@ func (b *Backend) supervise() {
 			case <-t.C:
 			}
 			t.Stop()
+			cause = b.withHint(cause)
 		}
 	case <-b.proc.Done():
 		cause = fmt.Errorf("%w: %s", ErrExited, exitDetail(b.proc.ExitErr()))
@@ -373,6 +378,7 @@ func (b *Backend) supervise() {
 		case <-t.C:
 		}
 		t.Stop()
+		cause = b.withHint(cause)
 	case cause = <-b.closeReq:
 	}
 
@@ -430,6 +436,15 @@ func StopReason(err error) string {
 		return "stopped by the gateway"
 	}
 	return msg
+}
+
+// withHint appends Options.ExitHint to the cause of a process that
+// exited on its own.
+func (b *Backend) withHint(cause error) error {
+	if b.opts.ExitHint == "" || !errors.Is(cause, ErrExited) {
+		return cause
+	}
+	return fmt.Errorf("%w; %s", cause, b.opts.ExitHint)
 }
 
 func exitDetail(err error) string {

@@ -89,9 +89,13 @@ func testConfig(t testing.TB, yaml string) *config.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
+	state := t.TempDir() // the default state_dir (servers' caches): not the user's
 	cfg, err := config.Parse([]byte(yaml), func(k string) (string, bool) {
-		if k == "TESTBIN" {
+		switch k {
+		case "TESTBIN":
 			return self, true
+		case "XDG_STATE_HOME":
+			return state, true
 		}
 		return os.LookupEnv(k)
 	})

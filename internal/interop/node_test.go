@@ -223,9 +223,13 @@ func newFixture(t testing.TB) *fixture {
 // test; its last log lines are shown when the test fails.
 func startFixture(t testing.TB, ne *nodeEnv, yaml string, vars map[string]string, fsDir string) *fixture {
 	t.Helper()
+	state := t.TempDir() // the default state_dir (servers' caches): not the user's
 	cfg, err := config.Parse([]byte(yaml), func(k string) (string, bool) {
 		if v, ok := vars[k]; ok {
 			return v, true
+		}
+		if k == "XDG_STATE_HOME" {
+			return state, true
 		}
 		return os.LookupEnv(k)
 	})

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -228,10 +229,11 @@ func (l *Launcher) Start(ctx context.Context, sc *config.Server, h backend.Handl
 	}
 	var p backend.Process
 	var err error
+	var hint string
 	if sc.Runtime == config.RuntimeContainer {
 		p, err = l.startContainer(ctx, sc)
 	} else {
-		p, err = l.startNative(sc)
+		p, hint, err = l.startNative(sc)
 	}
 	if err != nil {
 		return nil, err
@@ -243,12 +245,14 @@ func (l *Launcher) Start(ctx context.Context, sc *config.Server, h backend.Handl
 		Logger:          l.log,
 		Redact:          slices.Collect(maps.Values(sc.Env)),
 		Meter:           l.meterOf(sc.Name),
+		ExitHint:        hint,
 	}), nil
 }
 
 // startNative starts a native process, confined by Landlock unless the
-// server opted out.
-func (l *Launcher) startNative(sc *config.Server) (backend.Process, error) {
+// server opted out. hint is what the process's error says about its
+// sandbox when it exits on its own ("" when unconfined).
+func (l *Launcher) startNative(sc *config.Server) (_ backend.Process, hint string, _ error) {
 	spec := spawn.NativeSpec{
 		Command:   sc.Command,
 		Env:       l.env(sc),
@@ -258,7 +262,7 @@ func (l *Launcher) startNative(sc *config.Server) (backend.Process, error) {
 	if sc.Sandbox != config.SandboxNone {
 		if sc.Sandbox == config.SandboxLandlock {
 			if err := sandbox.Check(); err != nil {
-				return nil, fmt.Errorf("server %q needs sandbox: landlock: %w", sc.Name, err)
+				return nil, "", fmt.Errorf("server %q needs sandbox: landlock: %w", sc.Name, err)
 			}
 		}
 		sb := &spawn.Sandbox{BestEffort: sc.Sandbox == config.SandboxBestEffort}
@@ -268,21 +272,33 @@ func (l *Launcher) startNative(sc *config.Server) (backend.Process, error) {
 		for _, p := range sc.ReadPaths {
 			sb.Rules = append(sb.Rules, sandbox.Rule{Path: p})
 		}
+		cache, err := l.prepareCache(sc)
+		if err != nil {
+			return nil, "", err
+		}
+		if cache != "" {
+			sb.Rules = append(sb.Rules, sandbox.Rule{Path: cache, Write: true, Exact: true})
+		}
 		spec.Sandbox = sb
 		if spec.Dir == "" && len(sc.Workspaces) > 0 {
 			spec.Dir = sc.Workspaces[0].HostPath
 		}
+		cmdDir := ""
+		if path, err := spawn.LookPath(sc.Command[0], spec.Env); err == nil {
+			cmdDir = filepath.Dir(path)
+		}
+		hint = l.sandboxHint(sc, cmdDir)
 	}
 	// The process starts in its workdir: a missing one would surface as a
 	// failed exec of the sandbox shim (the gateway's own binary).
 	if err := checkDir(sc, spec.Dir); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	proc, err := spawn.StartNative(spec)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return nativeProcess{proc}, nil
+	return nativeProcess{proc}, hint, nil
 }
 
 // checkDir reports a working directory dir (sc's workdir, or its first
@@ -381,6 +397,11 @@ func (l *Launcher) env(sc *config.Server) []string {
 			if v, ok := l.getenv(k); ok {
 				env[k] = v
 			}
+		}
+	}
+	if dir := l.CacheDir(sc); dir != "" {
+		for k, sub := range cacheEnv {
+			env[k] = filepath.Join(dir, sub)
 		}
 	}
 	maps.Copy(env, sc.Env)
