@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -165,7 +166,18 @@ func TestDocumentedExamples(t *testing.T) {
 					return
 				}
 				path, env := prepare(t, ex, t.TempDir())
-				code, stdout, stderr := execute([]string{"check", "--config", path}, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+				// check also resolves each server's command on PATH: the
+				// programs an example names stand in as placeholders, and
+				// the container engine is left out (--offline).
+				text, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				env["PATH"] = placeholders(t, string(text)) + ":" + os.Getenv("PATH")
+				if self, err := os.Executable(); err == nil {
+					env["MCPGW_BIN"] = self
+				}
+				code, stdout, stderr := execute([]string{"check", "--offline", "--config", path}, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 				if code != 0 {
 					t.Errorf("mcpgw check of the example at %s:%d: exit %d\n%s\nexample:\n%s", ex.file, ex.line, code, stderr, ex.yaml)
 				}
@@ -175,6 +187,25 @@ func TestDocumentedExamples(t *testing.T) {
 			})
 		}
 	}
+}
+
+var commandName = regexp.MustCompile(`command: *\[ *"?([A-Za-z0-9_.-]+)"?`)
+
+// placeholders makes a directory holding an executable placeholder for
+// each program an example's commands name that is not on this machine's
+// PATH (github-mcp-server, say), and returns it. They are never run.
+func placeholders(t testing.TB, text string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, m := range commandName.FindAllStringSubmatch(text, -1) {
+		if _, err := exec.LookPath(m[1]); err == nil {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(dir, m[1]), []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 // readmeExample returns the README.md example annotated name=NAME,

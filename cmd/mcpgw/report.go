@@ -41,6 +41,10 @@ func report(w io.Writer, err error) {
 		writeConfigError(w, ce)
 		return
 	}
+	if nr, ok := errors.AsType[*notReadyError](err); ok {
+		nr.write(w)
+		return
+	}
 	fmt.Fprintf(w, "mcpgw: %s\n", oneLine(err.Error()))
 }
 

@@ -241,6 +241,7 @@ func runServe(ctx context.Context, c *cli, path, listen string) error {
 	}
 	fmt.Fprintln(c.stdout, startupLine(cfg, addr, versionString()))
 	log.Info("gateway started", "listen", addr, "servers", strings.Join(serverNames(cfg), ","), "version", versionString())
+	logServers(ctx, log, g, publicBase(cfg, addr))
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- g.Serve(ln) }() // owner: runServe, which waits below
@@ -291,10 +292,7 @@ func serverNames(cfg *config.Config) []string {
 // where, and the URL of every server that a client connects to (under
 // public_url when set), and whether a client needs credentials.
 func startupLine(cfg *config.Config, addr, version string) string {
-	base := cfg.PublicURL
-	if base == "" {
-		base = "http://" + clientAddr(addr)
-	}
+	base := publicBase(cfg, addr)
 	names := serverNames(cfg)
 	urls := make([]string, len(names))
 	for i, n := range names {
@@ -309,6 +307,32 @@ func startupLine(cfg *config.Config, addr, version string) string {
 		line += " (" + credentialsNeeded(&cfg.Auth) + ")"
 	}
 	return line
+}
+
+// publicBase is the base of the URLs clients connect to: public_url, else
+// the listen address as a client on this machine dials it.
+func publicBase(cfg *config.Config, addr string) string {
+	if cfg.PublicURL != "" {
+		return cfg.PublicURL
+	}
+	return "http://" + clientAddr(addr)
+}
+
+// logServers logs one line per server at start: its URL, runtime, mode
+// and sandbox, and, as a warning, what /readyz will report about it when
+// it cannot be started here.
+func logServers(ctx context.Context, log *slog.Logger, g *gateway.Gateway, base string) {
+	for _, st := range g.ServerStates(ctx) {
+		attrs := []any{"tool", st.Name, "url", base + "/mcp/" + st.Name, "runtime", st.Runtime, "mode", st.Mode}
+		if st.Sandbox != "" {
+			attrs = append(attrs, "sandbox", st.Sandbox)
+		}
+		if st.Problem != nil {
+			log.Warn("server not ready", append(attrs, "problem", st.Problem.Error())...)
+			continue
+		}
+		log.Info("serving", attrs...)
+	}
 }
 
 // credentialsNeeded says what a client must send, in a few words.

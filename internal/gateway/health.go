@@ -168,3 +168,28 @@ func (l *readinessLog) report(log *slog.Logger, rd *readiness) {
 	}
 	log.Warn("readiness changed", "status", rd.Status, "problems", strings.Join(problems, "; "))
 }
+
+// ServerState is one server as readiness sees it.
+type ServerState struct {
+	Name    string
+	Runtime config.Runtime
+	Mode    config.Mode
+	// Sandbox is how its native processes are confined ("" for a
+	// container server); see launch.Launcher.SandboxState.
+	Sandbox string
+	// Problem is why /readyz would report it not ready; nil when ready.
+	Problem error
+}
+
+// ServerStates checks every server as /readyz does, in name order, for
+// the lines serve logs at start.
+func (g *Gateway) ServerStates(ctx context.Context) []ServerState {
+	var out []ServerState
+	cfg := g.conf()
+	for _, name := range slices.Sorted(maps.Keys(cfg.Servers)) {
+		sc := cfg.Servers[name]
+		out = append(out, ServerState{Name: name, Runtime: sc.Runtime, Mode: sc.Mode,
+			Sandbox: g.launcher.SandboxState(sc), Problem: g.launcher.Check(ctx, sc)})
+	}
+	return out
+}

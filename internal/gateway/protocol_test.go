@@ -185,7 +185,8 @@ func TestChildEnvironmentIsExplicit(t *testing.T) {
 	for k := range env {
 		switch k {
 		case "PATH", "HOME", "LANG", "TZ", "MCPGW_TESTSERVER", "API_TOKEN",
-			"TMPDIR": // the sandbox's private temporary directory
+			"TMPDIR", // the sandbox's private temporary directory
+			"XDG_CACHE_HOME", "npm_config_cache", "UV_CACHE_DIR", "PIP_CACHE_DIR": // its private cache
 		default:
 			t.Errorf("child inherited %s", k)
 		}

@@ -49,15 +49,20 @@ type Options struct {
 	// Meter returns the meter of a server's backends' traffic; nil (or a
 	// nil meter) counts nothing.
 	Meter func(server string) backend.Meter
+	// NoSweep makes Open connect to the engine without removing the
+	// containers of earlier gateway instances (for mcpgw check, which
+	// changes nothing); false sweeps them.
+	NoSweep bool
 }
 
 // Launcher starts the processes of the servers of one configuration. Its
 // methods may be called concurrently once Open has returned.
 type Launcher struct {
-	cfg    atomic.Pointer[config.Config] // replaced by Reload
-	log    *slog.Logger
-	getenv func(string) (string, bool)
-	meter  func(server string) backend.Meter
+	cfg     atomic.Pointer[config.Config] // replaced by Reload
+	log     *slog.Logger
+	getenv  func(string) (string, bool)
+	meter   func(server string) backend.Meter
+	noSweep bool
 
 	ctx    context.Context // cancelled by Close: bounds container starts
 	cancel context.CancelFunc
@@ -83,7 +88,7 @@ func New(cfg *config.Config, opts *Options) *Launcher {
 		getenv = func(string) (string, bool) { return "", false }
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &Launcher{log: log, getenv: getenv, meter: opts.Meter, ctx: ctx, cancel: cancel}
+	l := &Launcher{log: log, getenv: getenv, meter: opts.Meter, noSweep: opts.NoSweep, ctx: ctx, cancel: cancel}
 	l.cfg.Store(cfg)
 	return l
 }
@@ -156,6 +161,12 @@ func (l *Launcher) connect(ctx context.Context) error {
 		l.engineErr = errNoEngine
 		l.mu.Unlock()
 		return nil
+	}
+	if l.noSweep {
+		l.mu.Lock()
+		l.engine = e
+		l.mu.Unlock()
+		return ctx.Err()
 	}
 	sctx, cancel := context.WithTimeout(ctx, sweepTimeout)
 	defer cancel()
@@ -385,7 +396,9 @@ func (l *Launcher) verifyWorkspaces(sc *config.Server) error {
 // env is a child's explicit environment, sorted. A native child gets a
 // minimal base from the gateway (PATH, HOME, LANG, TZ) plus the server's
 // env; a container gets the server's env only (the image brings its own
-// PATH and HOME, the gateway's mean nothing inside it). Nothing else is
+// PATH and HOME, the gateway's mean nothing inside it). A sandboxed
+// native child also gets its private cache's variables (sandboxed.go),
+// which its env may override. Nothing else is
 // inherited, so secrets in the gateway's environment never reach servers
 // not configured for them. Both get MCPGW_WORKSPACE_<NAME> with the path
 // the server sees of each workspace.
@@ -440,7 +453,7 @@ func (l *Launcher) Check(ctx context.Context, sc *config.Server) error {
 		return err
 	}
 	if _, err := spawn.LookPath(sc.Command[0], l.env(sc)); err != nil {
-		return fmt.Errorf("command %q: %w", sc.Command[0], err)
+		return fmt.Errorf("command %q: %w; install it, or give its absolute path as the first item of servers.%s.command", sc.Command[0], err, sc.Name)
 	}
 	return nil
 }

@@ -264,7 +264,7 @@ func lookPathIn(name, pathList string) (string, error) {
 			return cand, nil
 		}
 	}
-	return "", fmt.Errorf("%w: %q not found in PATH %s", exec.ErrNotFound, name, pathList)
+	return "", fmt.Errorf("%w: not in any directory of the server's PATH (%s)", exec.ErrNotFound, pathList)
 }
 
 func containsSlash(s string) bool {
