@@ -185,8 +185,8 @@ func TestChildEnvironmentIsExplicit(t *testing.T) {
 	for k := range env {
 		switch k {
 		case "PATH", "HOME", "LANG", "TZ", "MCPGW_TESTSERVER", "API_TOKEN",
-			"TMPDIR", // the sandbox's private temporary directory
-			"XDG_CACHE_HOME", "npm_config_cache", "UV_CACHE_DIR", "PIP_CACHE_DIR": // its private cache
+			// the sandbox's private temporary directory and cache:
+			"TMPDIR", "XDG_CACHE_HOME", "npm_config_cache", "UV_CACHE_DIR", "PIP_CACHE_DIR":
 		default:
 			t.Errorf("child inherited %s", k)
 		}
