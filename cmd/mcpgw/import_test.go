@@ -49,11 +49,14 @@ func TestImportThenCheck(t *testing.T) {
 				}
 			}
 			writeFile(t, filepath.Join(dir, "mcpgw.yaml"), stdout)
-			code, out, errOut := runBinary(t, dir, env, "check", "--config", "mcpgw.yaml")
-			if code != 0 {
+			// The imported config must be valid; whether its servers'
+			// programs are installed here (check's readiness lines) is
+			// about this machine, not the import.
+			code, out, errOut := runBinary(t, dir, env, "check", "--offline", "--config", "mcpgw.yaml")
+			if code != 0 && !onlyReadiness(errOut) {
 				t.Fatalf("check of the imported config: exit code %d\n%s\nconfig:\n%s", code, errOut, stdout)
 			}
-			if !strings.HasPrefix(out, "mcpgw.yaml: ok (") {
+			if code == 0 && !strings.HasPrefix(out, "mcpgw.yaml: ok (") {
 				t.Errorf("check: %q", out)
 			}
 		})
@@ -79,4 +82,17 @@ func withoutComments(yaml string) string {
 		}
 	}
 	return b.String()
+}
+
+// onlyReadiness reports whether check's stderr holds readiness problems
+// only ("FILE: servers.NAME: not ready: …" and their count), no config
+// error.
+func onlyReadiness(stderr string) bool {
+	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+	for _, l := range lines[:len(lines)-1] {
+		if !strings.Contains(l, ": not ready: ") {
+			return false
+		}
+	}
+	return strings.Contains(lines[len(lines)-1], "would not be ready")
 }

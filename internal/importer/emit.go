@@ -198,10 +198,10 @@ func (c *converter) reviewLauncher(s *server, argv []string) {
 	switch prog {
 	case "npx", "bunx", "pnpx":
 		s.startup = "60s"
-		s.review = append(s.review, fmt.Sprintf("%s fetches %s on first start (hence timeouts.startup: 60s) and writes a package cache. Under the default sandbox a native server reads only system directories, its command's directory and read_paths, and writes only its temporary directory: if it fails to start, install the package and list its directory in read_paths, or see \"Workspaces\" in docs/config.md", prog, packageOf(argv[1:])))
+		s.review = append(s.review, fmt.Sprintf("%s fetches %s on first start (hence timeouts.startup: 60s) into the server's private cache (state_dir/cache/NAME). Under the default sandbox a native server reads only system directories, its command's directory and read_paths, and writes only its temporary directory and that cache: if it fails, its error says what the sandbox allowed; see \"Workspaces\" in docs/config.md", prog, packageOf(argv[1:])))
 	case "uvx", "uv", "pipx":
 		s.startup = "60s"
-		s.review = append(s.review, fmt.Sprintf("%s fetches %s on first start (hence timeouts.startup: 60s) and writes a package cache. Under the default sandbox a native server reads only system directories, its command's directory and read_paths, and writes only its temporary directory: if it fails to start, install it and list its directory in read_paths, or see \"Workspaces\" in docs/config.md", prog, packageOf(argv[1:])))
+		s.review = append(s.review, fmt.Sprintf("%s fetches %s on first start (hence timeouts.startup: 60s) into the server's private cache (state_dir/cache/NAME). Under the default sandbox a native server reads only system directories, its command's directory and read_paths, and writes only its temporary directory and that cache: if it fails, its error says what the sandbox allowed; see \"Workspaces\" in docs/config.md", prog, packageOf(argv[1:])))
 	case "node", "python", "python3", "deno", "bun", "ruby", "java":
 		for i, a := range s.command[1:] {
 			if p := strings.ReplaceAll(a, "$$", "$"); filepath.IsAbs(p) && !strings.Contains(p, "${") {
