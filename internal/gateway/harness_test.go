@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -89,7 +90,7 @@ func testConfig(t testing.TB, yaml string) *config.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	state := t.TempDir() // the default state_dir (servers' caches): not the user's
+	state := stateDirOf(t) // the default state_dir (servers' caches): not the user's
 	cfg, err := config.Parse([]byte(yaml), func(k string) (string, bool) {
 		switch k {
 		case "TESTBIN":
@@ -103,6 +104,20 @@ func testConfig(t testing.TB, yaml string) *config.Config {
 		t.Fatalf("config: %v", err)
 	}
 	return cfg
+}
+
+// stateDirs holds each test's default state_dir, one for all the configs
+// a test parses (a reload keeps it).
+var stateDirs sync.Map // testing.TB → string
+
+func stateDirOf(t testing.TB) string {
+	if d, ok := stateDirs.Load(t); ok {
+		return d.(string)
+	}
+	d := t.TempDir()
+	stateDirs.Store(t, d)
+	t.Cleanup(func() { stateDirs.Delete(t) })
+	return d
 }
 
 // serverYAML is a test-server entry; extra is indented YAML added to it.
