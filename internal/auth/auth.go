@@ -35,6 +35,12 @@ type Identity struct {
 	Method string
 	// Scopes are the scopes an "oauth" token carries.
 	Scopes []string
+	// Email is the verified email address of a "jwt" or "oauth"
+	// identity (lower-cased), "" when there is none.
+	Email string
+	// Claims are a "jwt" token's claims as JSON decodes them, for policy
+	// rules; nil for other methods. Shared: read only.
+	Claims map[string]any
 }
 
 // Reason is why authentication failed. Reasons are fixed words, safe to

@@ -116,7 +116,8 @@ func (v *issuedVerifier) verify(ctx context.Context, raw string) (*cacheEntry, e
 		return nil, fail(ReasonRevoked, "")
 	}
 	return &cacheEntry{
-		id:       Identity{Name: clip.String(strings.ToLower(c.Email), 256), Method: "oauth", Scopes: strings.Fields(c.Scope)},
+		id: Identity{Name: clip.String(strings.ToLower(c.Email), 256), Method: "oauth", Scopes: strings.Fields(c.Scope),
+			Email: clip.String(strings.ToLower(c.Email), 256)},
 		expires:  c.Expiry.Time(),
 		audience: slices.Clone([]string(c.Audience)),
 		grantID:  c.GrantID,

@@ -122,7 +122,14 @@ func (v *jwtVerifier) verifyExp(ctx context.Context, raw string) (Identity, time
 			return Identity{}, noTime, fail(ReasonNotYetValid, "")
 		}
 	}
-	var name string
+	var all map[string]any
+	if err := tok.Claims(&all); err != nil {
+		return Identity{}, noTime, fail(ReasonMalformed, "claims")
+	}
+	var name, email string
+	if c.Email != "" && (c.Verified == nil || *c.Verified) {
+		email = clip.String(strings.ToLower(c.Email), 256)
+	}
 	switch {
 	// An address the provider says it has not verified could be anyone's:
 	// it is not an identity (OIDC Core, section 5.1). Cloudflare Access
@@ -136,7 +143,7 @@ func (v *jwtVerifier) verifyExp(ctx context.Context, raw string) (Identity, time
 	default:
 		return Identity{}, noTime, fail(ReasonNoIdentity, "")
 	}
-	return Identity{Name: clip.String(name, 256), Method: "jwt"}, exp.Add(v.cfg.ClockSkew), nil
+	return Identity{Name: clip.String(name, 256), Method: "jwt", Email: email, Claims: all}, exp.Add(v.cfg.ClockSkew), nil
 }
 
 // numericDate converts a NumericDate claim (RFC 7519, section 2: seconds

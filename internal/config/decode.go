@@ -199,6 +199,7 @@ func (d *decoder) servers(path string, n *yaml.Node, c *Config) {
 			"tools":                    d.exposure(&s.Tools, `["get_*", "list_*"]`),
 			"prompts":                  d.exposure(&s.Prompts, `["review_*"]`),
 			"resources":                d.exposure(&s.Resources, `["file:///srv/docs/*"]`),
+			"policy":                   d.rules(&s.Policy),
 		}, reservedServerKeys)
 	}
 }

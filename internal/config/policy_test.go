@@ -55,3 +55,55 @@ func TestParseExposureProblems(t *testing.T) {
 		})
 	}
 }
+
+func TestParseRules(t *testing.T) {
+	c := mustParse(t, `servers:
+  gh:
+    command: [x]
+    policy:
+      - {allow: 'identity.name == "ci" && tool.annotations.readOnlyHint'}
+      - deny: tool.name.startsWith("create_") && !identity.email.endsWith("@example.com")
+`, nil)
+	want := []Rule{
+		{Allow: true, Expr: `identity.name == "ci" && tool.annotations.readOnlyHint`},
+		{Expr: `tool.name.startsWith("create_") && !identity.email.endsWith("@example.com")`},
+	}
+	if diff := cmp.Diff(want, c.Servers["gh"].Policy); diff != "" {
+		t.Errorf("policy (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseRuleProblems(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"type error", "    policy:\n      - {allow: 'identity.name == 1'}\n",
+			[]string{"servers.s.policy[0].allow: is not a valid rule: at column 15: found no matching overload for '_==_' applied to '(string, int)' (line 5)"}},
+		{"not bool", "    policy:\n      - {deny: 'tool.name'}\n",
+			[]string{"servers.s.policy[0].deny: is not a valid rule: the rule is of type string; it must be true or false (bool) (line 5)"}},
+		{"second rule", "    policy:\n      - {deny: 'true'}\n      - {allow: 'tool.nosuch'}\n",
+			[]string{"servers.s.policy[1].allow: is not a valid rule: at column 5: undefined field 'nosuch' (line 6)"}},
+		{"both", "    policy:\n      - {allow: 'true', deny: 'false'}\n",
+			[]string{"servers.s.policy[0]: has both allow and deny; write one rule per decision (line 5)"}},
+		{"neither", "    policy:\n      - {permit: 'true'}\n",
+			[]string{
+				"servers.s.policy[0].permit: unknown key (line 5)",
+				`servers.s.policy[0]: must be {allow: EXPR} or {deny: EXPR}, e.g. {deny: 'tool.name.startsWith("delete_")'} (line 5)`,
+			}},
+		{"not a list", "    policy: {allow: 'true'}\n",
+			[]string{`servers.s.policy: must be a list of rules, not a mapping; e.g. [{allow: 'identity.name == "ci"'}, {deny: 'tool.name.startsWith("delete_")'}] (line 4)`}},
+		{"empty", "    policy:\n      - {deny: ''}\n",
+			[]string{`servers.s.policy[0].deny: is not a valid rule: the rule is empty; write a CEL expression such as identity.name == "ci" (line 5)`}},
+		{"not a string", "    policy:\n      - {deny: [x]}\n",
+			[]string{"servers.s.policy[0].deny: must be a CEL expression (a string), not a list (line 5)"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte("servers:\n  s:\n    command: [x]\n"+tc.yaml), envOf(nil))
+			if diff := cmp.Diff(tc.want, problemsOf(t, err)); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

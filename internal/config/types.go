@@ -202,6 +202,15 @@ type Server struct {
 	// Tools, Prompts and Resources filter what the server exposes at all
 	// (resources by URI, templates by URI template); empty: everything.
 	Tools, Prompts, Resources Exposure
+	// Policy are the server's rules, in order: the first whose
+	// expression is true decides; when none is, the request is allowed.
+	Policy []Rule
+}
+
+// Rule is one policy rule: a CEL expression and what it decides.
+type Rule struct {
+	Allow bool   // true for {allow: EXPR}, false for {deny: EXPR}
+	Expr  string // a CEL expression of type bool (docs/config.md)
 }
 
 // Exposure is a server's allow/deny globs for one kind of item: an item

@@ -211,6 +211,7 @@ func (v *validator) server(path, name string, s *Server) {
 	v.exposure(path+".tools", s.Tools)
 	v.exposure(path+".prompts", s.Prompts)
 	v.exposure(path+".resources", s.Resources)
+	v.rules(path+".policy", s.Policy)
 }
 
 var (

@@ -1,6 +1,10 @@
 package config
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/mcpgw/mcpgw/internal/policy"
+)
 
 // Bounds of a server's exposure globs: each is matched against every
 // listed name of every list result, so both are kept small.
@@ -26,6 +30,25 @@ func (v *validator) exposure(path string, e Exposure) {
 			case len(g) > maxGlobLength:
 				v.add(fmt.Sprintf("%s[%d]", p, i), fmt.Sprintf("is longer than %d bytes", maxGlobLength))
 			}
+		}
+	}
+}
+
+// rules type-checks a server's policy rules. (A rule that failed to
+// decode was reported by the decoder, which suppresses problems below it.)
+func (v *validator) rules(path string, rules []Rule) {
+	if len(rules) > policy.MaxRules {
+		v.add(path, fmt.Sprintf("has %d rules; at most %d are allowed: combine conditions with && and ||", len(rules), policy.MaxRules))
+		return
+	}
+	for i, r := range rules {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		key := p + ".deny"
+		if r.Allow {
+			key = p + ".allow"
+		}
+		if err := policy.Check(r.Expr); err != nil {
+			v.add(key, "is not a valid rule: "+err.Error())
 		}
 	}
 }

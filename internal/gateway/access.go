@@ -14,6 +14,7 @@ import (
 	"github.com/mcpgw/mcpgw/internal/config"
 	"github.com/mcpgw/mcpgw/internal/jsonrpc"
 	"github.com/mcpgw/mcpgw/internal/ratelimit"
+	"github.com/mcpgw/mcpgw/internal/session"
 )
 
 // Access control: who is calling (authentication), may they use
@@ -54,7 +55,7 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, server st
 	}
 	id, err := a.AuthenticateResource(r.Context(), r.Header, g.resource(r, server))
 	if err == nil {
-		ri.identity = id.Name
+		ri.identity, ri.email, ri.claims = id.Name, id.Email, id.Claims
 		return g.scoped(w, r, server, id)
 	}
 	f, ok := auth.IsFailure(err)
@@ -267,4 +268,10 @@ func (g *Gateway) handleMetadata(w http.ResponseWriter, r *http.Request, rest st
 	body, _ := json.Marshal(md)
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	writeJSON(w, http.StatusOK, body)
+}
+
+// caller is who makes the request, for the session layer; client is the
+// MCP client software as "name/version".
+func (ri *reqInfo) caller(client string) session.Caller {
+	return session.Caller{Identity: ri.identity, Client: client, Email: ri.email, Claims: ri.claims}
 }

@@ -28,9 +28,11 @@ type reqInfo struct {
 	runtime   string
 	sessionID string
 	method    string
-	identity  string // who: token name or JWT identity, "anonymous", "" before authentication
-	clientIP  string // see Gateway.clientIP
-	client    string // the MCP clientInfo "name/version"
+	identity  string         // who: token name or JWT identity, "anonymous", "" before authentication
+	email     string         // the identity's verified email, for policy rules
+	claims    map[string]any // a JWT's claims, for policy rules; read only
+	clientIP  string         // see Gateway.clientIP
+	client    string         // the MCP clientInfo "name/version"
 	errMsg    string
 }
 

@@ -176,7 +176,7 @@ func (g *Gateway) legacyInitialize(w http.ResponseWriter, r *http.Request, c *le
 	ri := info(r.Context())
 	name := clientName(req)
 	ri.client = name
-	sess, resp, err := c.srv.Initialize(r.Context(), session.Caller{Identity: ri.identity, Client: name}, req)
+	sess, resp, err := c.srv.Initialize(r.Context(), ri.caller(name), req)
 	if err != nil {
 		c.mu.Lock()
 		c.init = false // the client may try again on the same stream

@@ -66,7 +66,7 @@ func (g *Gateway) handleModern(w http.ResponseWriter, r *http.Request, srv *sess
 		return
 	}
 	ctx := r.Context()
-	caller := session.Caller{Identity: ri.identity, Client: ri.client}
+	caller := ri.caller(ri.client)
 	switch msg.Method {
 	case "server/discover":
 		res, err := srv.DiscoverFor(ctx, caller, meta)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/mcpgw/mcpgw/internal/auth/authtest"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -139,5 +140,89 @@ func TestToolExposureUnrestricted(t *testing.T) {
 	}
 	if !slices.ContainsFunc(tools.Tools, func(tl *mcp.Tool) bool { return tl.Name == "crash" }) {
 		t.Errorf("crash is missing from an unrestricted list")
+	}
+}
+
+// connectAs opens a Go SDK client session whose requests carry hdr, in
+// the protocol era so selects (nil: 2026-07-28).
+func (h *harness) connectAs(server string, hdr http.Header, so *mcp.ClientSessionOptions) *mcp.ClientSession {
+	h.t.Helper()
+	client := mcp.NewClient(&mcp.Implementation{Name: "gateway-test", Version: "1"}, nil)
+	tr := &http.Transport{}
+	hc := &http.Client{Transport: &headerTransport{base: tr, hdr: hdr}}
+	cs, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: h.url(server), HTTPClient: hc, MaxRetries: -1}, so)
+	if err != nil {
+		h.t.Fatalf("connect to %s: %v", server, err)
+	}
+	h.t.Cleanup(func() {
+		_ = cs.Close()
+		tr.CloseIdleConnections()
+	})
+	return cs
+}
+
+// policyYAML's rules: ci may use echo and whoami only; whoami is for
+// example.com addresses; crash for the admins group of a JWT.
+const policyYAML = `    policy:
+      - {allow: 'identity.name == "ci" && tool.name in ["echo", "whoami"]'}
+      - {deny: 'identity.name == "ci"'}
+      - {deny: 'tool.name == "whoami" && !identity.email.endsWith("@example.com")'}
+      - deny: >-
+          tool.name == "crash" && method.startsWith("tools/") &&
+          !(has(identity.claims.groups) && "admins" in identity.claims.groups)
+`
+
+// TestPolicyRules: two identities (and a JWT's email and claims) see
+// different tool lists through the same server, in both protocol eras,
+// and a call to a tool hidden by a rule gets the unknown tool's answer.
+func TestPolicyRules(t *testing.T) {
+	is := authtest.NewIssuer(t, authtest.NewRSA(t, "k1"))
+	key := authtest.NewRSA(t, "k1")
+	is.SetKeys(key)
+	claims := is.Claims(jwtAudience, "alice@example.com")
+	claims["groups"] = []string{"admins"}
+	alice := http.Header{"Cf-Access-Jwt-Assertion": {authtest.Sign(t, key, claims)}}
+	for _, mode := range []string{"launcher", "daemon"} {
+		h := newHarness(t, authYAML(is, "")+serverYAML("t", policyYAML+"    mode: "+mode+"\n"))
+		for _, era := range eras {
+			t.Run(mode+"/"+era.name, func(t *testing.T) {
+				all := []string{"echo", "crash", "whoami"} // in the server's order
+				for _, c := range []struct {
+					who  string
+					hdr  http.Header
+					want []string // of all
+				}{
+					{"ci", http.Header{"Authorization": {"Bearer " + ciToken}}, []string{"echo", "whoami"}},
+					{"laptop", http.Header{"Authorization": {"Bearer " + laptopToken}}, []string{"echo"}},
+					{"alice", alice, all},
+				} {
+					cs := h.connectAs("t", c.hdr, era.opts)
+					tools, err := cs.ListTools(context.Background(), nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var got []string
+					for _, tl := range tools.Tools {
+						if slices.Contains(all, tl.Name) {
+							got = append(got, tl.Name)
+						}
+					}
+					if diff := cmp.Diff(c.want, got); diff != "" {
+						t.Errorf("%s's tools (-want +got):\n%s", c.who, diff)
+					}
+					if c.who == "alice" {
+						continue // she may call crash
+					}
+					_, hiddenErr := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "crash", Arguments: map[string]any{"code": 3}})
+					_, unknownErr := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "nosuch", Arguments: map[string]any{"code": 3}})
+					if hiddenErr == nil || unknownErr == nil || hiddenErr.Error() != strings.ReplaceAll(unknownErr.Error(), "nosuch", "crash") {
+						t.Errorf("%s: hidden tool's answer = %v, want the unknown tool's %v", c.who, hiddenErr, unknownErr)
+					}
+					if got := callText(t, cs, "echo", map[string]any{"text": "alive"}); got != "alive" {
+						t.Errorf("%s: echo after the hidden call = %q", c.who, got)
+					}
+				}
+			})
+		}
 	}
 }

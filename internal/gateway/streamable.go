@@ -307,7 +307,7 @@ func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, srv *sessio
 	ri := info(r.Context())
 	name := clientName(req)
 	ri.client = name
-	sess, resp, err := srv.Initialize(r.Context(), session.Caller{Identity: ri.identity, Client: name}, req)
+	sess, resp, err := srv.Initialize(r.Context(), ri.caller(name), req)
 	if err != nil {
 		writeProblem(w, r, req.ID, err)
 		return

@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/mcpgw/mcpgw/internal/jsonrpc"
 )
@@ -41,6 +42,8 @@ type Config struct {
 	// Tools, Prompts and Resources are the server's exposure globs
 	// (resources by URI, templates by URI template).
 	Tools, Prompts, Resources Globs
+	// Rules are the server's policy rules, in order (rules.go).
+	Rules []Rule
 }
 
 // Who is the caller a decision is made for.
@@ -56,24 +59,40 @@ type Guard struct {
 	cfg         Config
 	globs       [numKinds]Globs
 	placeholder string // the name no server knows (package doc)
+	rules       []program
 	log         *slog.Logger
+
+	mu    sync.Mutex
+	tools map[string]*celTool // the definitions last listed, for the rules of calls
 }
 
+// maxTools bounds the remembered tool definitions of a server.
+const maxTools = 4096
+
 // New returns the Guard of cfg, or nil when cfg restricts nothing (the
-// caller then skips it: the hot path stays free of decoding).
-func New(cfg Config, log *slog.Logger) *Guard {
-	g := &Guard{cfg: cfg, log: log}
+// caller then skips it: the hot path stays free of decoding). Its error
+// names the rule that does not compile; a config that passed validation
+// has none.
+func New(cfg Config, log *slog.Logger) (*Guard, error) {
+	rules, err := compileRules(cfg.Rules)
+	if err != nil {
+		return nil, err
+	}
+	g := &Guard{cfg: cfg, log: log, rules: rules, tools: map[string]*celTool{}}
 	g.globs = [numKinds]Globs{cfg.Tools, cfg.Prompts, cfg.Resources}
 	if !g.restricts() {
-		return nil
+		return nil, nil
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
 	g.placeholder = "mcpgw-hidden-" + hex.EncodeToString(b[:])
-	return g
+	return g, nil
 }
 
 func (g *Guard) restricts() bool {
+	if len(g.rules) > 0 {
+		return true
+	}
 	for _, gl := range g.globs {
 		if !gl.Empty() {
 			return true
@@ -110,6 +129,35 @@ type item struct {
 	Name        string `json:"name"`
 	URI         string `json:"uri"`
 	URITemplate string `json:"uriTemplate"`
+	// A tool's, for rules.
+	Title       string `json:"title"`
+	Description string `json:"description"`
+	Annotations struct {
+		Title           string `json:"title"`
+		ReadOnlyHint    *bool  `json:"readOnlyHint"`
+		DestructiveHint *bool  `json:"destructiveHint"`
+		IdempotentHint  *bool  `json:"idempotentHint"`
+		OpenWorldHint   *bool  `json:"openWorldHint"`
+	} `json:"annotations"`
+}
+
+// tool returns a listed tool as rules see it, absent annotations at the
+// spec's defaults.
+func (it *item) tool() *celTool {
+	a := it.Annotations
+	or := func(p *bool, def bool) bool {
+		if p == nil {
+			return def
+		}
+		return *p
+	}
+	return &celTool{Name: it.Name, Title: it.Title, Description: it.Description, Annotations: celAnnotations{
+		Title:           a.Title,
+		ReadOnlyHint:    or(a.ReadOnlyHint, defaultAnnotations.ReadOnlyHint),
+		DestructiveHint: or(a.DestructiveHint, defaultAnnotations.DestructiveHint),
+		IdempotentHint:  or(a.IdempotentHint, defaultAnnotations.IdempotentHint),
+		OpenWorldHint:   or(a.OpenWorldHint, defaultAnnotations.OpenWorldHint),
+	}}
 }
 
 // key is the name globs match: a tool's or prompt's name, a resource's
@@ -153,7 +201,16 @@ func (g *Guard) Request(who Who, req *jsonrpc.Message) (fwd *jsonrpc.Message, re
 	if u.kind == KindResource {
 		it = item{URI: name}
 	}
-	if g.allows(who, req.Method, u.kind, &it) {
+	f := &facts{who: who, server: g.cfg.Server, method: req.Method, kind: u.kind, item: &it, forCall: true}
+	if u.kind == KindTool && len(g.rules) > 0 {
+		if json.Unmarshal(params["arguments"], &f.args) != nil {
+			f.args = nil
+		}
+		g.mu.Lock()
+		f.tool = g.tools[name]
+		g.mu.Unlock()
+	}
+	if g.allows(f) {
 		return req, nil
 	}
 	return g.hide(req, params, u.field, name, g.placeholderFor(u.kind, name))
@@ -184,7 +241,7 @@ func (g *Guard) complete(who Who, req *jsonrpc.Message) (*jsonrpc.Message, func(
 	default:
 		return req, nil
 	}
-	if g.allows(who, req.Method, kind, &it) {
+	if g.allows(&facts{who: who, server: g.cfg.Server, method: req.Method, kind: kind, item: &it, forCall: true}) {
 		return req, nil
 	}
 	ph := g.placeholderFor(kind, name)
@@ -225,9 +282,22 @@ func (g *Guard) placeholderFor(kind Kind, name string) string {
 	return g.placeholder
 }
 
-// allows decides whether who may see and use it (of kind) through method.
-func (g *Guard) allows(who Who, method string, kind Kind, it *item) bool {
-	return g.globs[kind].Exposes(it.key(kind))
+// allows decides a request or a listed item: the globs, then the rules.
+func (g *Guard) allows(f *facts) bool {
+	if !g.globs[f.kind].Exposes(f.item.key(f.kind)) {
+		return false
+	}
+	return len(g.rules) == 0 || g.decide(f)
+}
+
+// remember keeps a listed tool's definition for the rules of its calls.
+func (g *Guard) remember(t *celTool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if _, ok := g.tools[t.Name]; !ok && len(g.tools) >= maxTools {
+		clear(g.tools) // a server listing this many names gets its calls decided on defaults
+	}
+	g.tools[t.Name] = t
 }
 
 // filterList removes from a list result the items who may not see. A
@@ -255,7 +325,12 @@ func (g *Guard) filterList(who Who, method, field string, kind Kind, m *jsonrpc.
 		if json.Unmarshal(raw, &members) != nil || json.Unmarshal(raw, &it) != nil {
 			continue // not an item any client could use
 		}
-		if !g.allows(who, method, kind, &it) {
+		f := &facts{who: who, server: g.cfg.Server, method: method, kind: kind, item: &it}
+		if kind == KindTool && len(g.rules) > 0 {
+			f.tool = it.tool()
+			g.remember(f.tool)
+		}
+		if !g.allows(f) {
 			continue
 		}
 		if b, err := json.Marshal(members); err == nil {

@@ -43,13 +43,13 @@ func TestGlobs(t *testing.T) {
 
 func testGuard(t testing.TB) *Guard {
 	t.Helper()
-	g := New(Config{
+	g, err := New(Config{
 		Server:    "s",
 		Tools:     NewGlobs([]string{"get_*"}, []string{"get_secret"}),
 		Prompts:   NewGlobs(nil, []string{"admin"}),
 		Resources: NewGlobs([]string{"file:///docs/*"}, nil),
 	}, nil)
-	if g == nil {
+	if err != nil || g == nil {
 		t.Fatal("New returned nil for a restricting config")
 	}
 	return g
@@ -61,7 +61,7 @@ func request(method string, params any) *jsonrpc.Message {
 }
 
 func TestNewRestrictsNothing(t *testing.T) {
-	if g := New(Config{Server: "s"}, nil); g != nil {
+	if g, err := New(Config{Server: "s"}, nil); g != nil || err != nil {
 		t.Errorf("New of an empty config = %v, want nil", g)
 	}
 }
@@ -185,7 +185,7 @@ func FuzzFilterList(f *testing.F) {
 		}
 		l := lists[method]
 		for _, it := range res[l.field] {
-			if !g.allows(Who{}, method, l.kind, &it) {
+			if !g.allows(&facts{method: method, kind: l.kind, item: &it}) {
 				t.Fatalf("hidden %q kept in %s", it.key(l.kind), m.Result)
 			}
 		}

@@ -16,6 +16,11 @@ import (
 type Caller struct {
 	Identity string
 	Client   string
+	// Email and Claims are what the identity's credentials say, for
+	// policy rules: the verified email ("" when none), and a JWT's claims
+	// (nil for other credentials). Claims are shared: read only.
+	Email  string
+	Claims map[string]any
 }
 
 // logName is the identity for logs ("anonymous" without authentication),
