@@ -42,6 +42,7 @@ var commands = []*command{
 	tokenCommand,
 	oauthCommand,
 	statusCommand,
+	toolsCommand,
 	versionCommand,
 	demoServerCommand,
 }

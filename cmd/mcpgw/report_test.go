@@ -174,6 +174,7 @@ func TestHelp(t *testing.T) {
 		"token":       {"Usage: mcpgw token [NAME]"},
 		"oauth":       {"Usage: mcpgw oauth clients|grants|revoke|rotate-key", "mcpgw oauth revoke", "--user EMAIL"},
 		"status":      {"Usage: mcpgw status [--url URL]", "--url URL"},
+		"tools":       {"Usage: mcpgw tools list|approve", "mcpgw tools approve [--config FILE | --state-dir DIR] SERVER TOOL"},
 		"version":     {"Usage: mcpgw version"},
 		"demo-server": {"Usage: mcpgw demo-server"},
 	}

@@ -187,6 +187,7 @@ func TestParseFull(t *testing.T) {
 				Isolation:     "request",
 
 				MaxInflightPerProcess: 16,
+				PinTools:              "off",
 				Allow:                 []string{"*@example.com", "laptop", "bob@example.com"},
 				Rate:                  &Rate{RequestsPerSecond: 5, Burst: 5, Per: "identity"},
 				SessionRate:           &Rate{RequestsPerSecond: 1, Burst: 3, Per: "identity"},
@@ -339,6 +340,7 @@ func TestDefaultsDocumented(t *testing.T) {
 
 			MinProcesses:          0,
 			MaxInflightPerProcess: 16,
+			PinTools:              "off",
 			Sandbox:               SandboxLandlock,
 		}},
 		Tracing: Tracing{SampleRatio: -1},

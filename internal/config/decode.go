@@ -200,6 +200,7 @@ func (d *decoder) servers(path string, n *yaml.Node, c *Config) {
 			"prompts":                  d.exposure(&s.Prompts, `["review_*"]`),
 			"resources":                d.exposure(&s.Resources, `["file:///srv/docs/*"]`),
 			"policy":                   d.rules(&s.Policy),
+			"pin_tools":                d.str(&s.PinTools),
 		}, reservedServerKeys)
 	}
 }

@@ -250,6 +250,7 @@ func newServer(name string) *Server {
 
 		MinProcesses:          defaultMinProcesses,
 		MaxInflightPerProcess: defaultMaxInflightPerProc,
+		PinTools:              PinOff,
 	}
 }
 

@@ -107,3 +107,25 @@ func TestParseRuleProblems(t *testing.T) {
 		})
 	}
 }
+
+func TestParsePinTools(t *testing.T) {
+	c := mustParse(t, "state_dir: /var/lib/mcpgw\nservers:\n  a: {command: [x], pin_tools: enforce}\n  b: {command: [x]}\n", nil)
+	if got := c.Servers["a"].PinTools + " " + c.Servers["b"].PinTools; got != "enforce off" {
+		t.Errorf("pin_tools = %q, want enforce off", got)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"state_dir: /s\nservers:\n  a: {command: [x], pin_tools: on}\n", `servers.a.pin_tools: must be one of off, warn, enforce (got "on") (line 3)`},
+		{"state_dir: rel\nservers:\n  a: {command: [x], pin_tools: warn}\n", `servers.a.pin_tools: needs an absolute state_dir, where tool pins persist (got "rel") (line 3)`},
+	} {
+		_, err := Parse([]byte(tc.yaml), envOf(nil))
+		if diff := cmp.Diff([]string{tc.want}, problemsOf(t, err)); diff != "" {
+			t.Errorf("problems (-want +got):\n%s", diff)
+		}
+	}
+	// Without HOME or XDG_STATE_HOME there is no default state_dir.
+	_, err := Parse([]byte("servers:\n  a: {command: [x], pin_tools: warn}\n"), envOf(nil))
+	want := "servers.a.pin_tools: needs state_dir (there is no HOME or XDG_STATE_HOME to derive a default from): the directory where tool pins persist (line 2)"
+	if diff := cmp.Diff([]string{want}, problemsOf(t, err)); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}

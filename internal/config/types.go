@@ -202,10 +202,20 @@ type Server struct {
 	// Tools, Prompts and Resources filter what the server exposes at all
 	// (resources by URI, templates by URI template); empty: everything.
 	Tools, Prompts, Resources Exposure
+	// PinTools is the tool pinning mode: PinOff (default), PinWarn or
+	// PinEnforce. Pins persist under Config.StateDir.
+	PinTools string
 	// Policy are the server's rules, in order: the first whose
 	// expression is true decides; when none is, the request is allowed.
 	Policy []Rule
 }
+
+// Tool pinning modes (Server.PinTools).
+const (
+	PinOff     = "off"
+	PinWarn    = "warn"
+	PinEnforce = "enforce"
+)
 
 // Rule is one policy rule: a CEL expression and what it decides.
 type Rule struct {

@@ -111,6 +111,9 @@ func (v *validator) config(c *Config) {
 		if s := c.Servers[name]; s != nil && len(s.Allow) > 0 && c.Auth.Mode != AuthRequired {
 			v.add(joinKey("servers", name)+".allow", "needs authentication (auth.tokens or auth.jwt): without it every caller is anonymous")
 		}
+		if s := c.Servers[name]; s != nil && (s.PinTools == PinWarn || s.PinTools == PinEnforce) {
+			v.pinStateDir(joinKey("servers", name)+".pin_tools", c.StateDir)
+		}
 	}
 }
 
@@ -212,6 +215,7 @@ func (v *validator) server(path, name string, s *Server) {
 	v.exposure(path+".prompts", s.Prompts)
 	v.exposure(path+".resources", s.Resources)
 	v.rules(path+".policy", s.Policy)
+	v.oneOf(path+".pin_tools", s.PinTools, PinOff, PinWarn, PinEnforce)
 }
 
 var (

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"path/filepath"
 
 	"github.com/mcpgw/mcpgw/internal/policy"
 )
@@ -50,5 +51,16 @@ func (v *validator) rules(path string, rules []Rule) {
 		if err := policy.Check(r.Expr); err != nil {
 			v.add(key, "is not a valid rule: "+err.Error())
 		}
+	}
+}
+
+// pinStateDir checks that the pins of the server at path have a state
+// directory to persist in.
+func (v *validator) pinStateDir(path, dir string) {
+	switch {
+	case dir == "":
+		v.add(path, "needs state_dir (there is no HOME or XDG_STATE_HOME to derive a default from): the directory where tool pins persist")
+	case !filepath.IsAbs(dir):
+		v.add(path, "needs an absolute state_dir, where tool pins persist"+v.got("state_dir", dir))
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/mcpgw/mcpgw/internal/cluster"
 	"github.com/mcpgw/mcpgw/internal/config"
 	"github.com/mcpgw/mcpgw/internal/launch"
+	"github.com/mcpgw/mcpgw/internal/pins"
 	"github.com/mcpgw/mcpgw/internal/session"
 	"github.com/mcpgw/mcpgw/internal/tracing"
 )
@@ -94,6 +95,8 @@ type Gateway struct {
 	drainOnce    sync.Once
 	legacy       legacyConns
 	readinessLog readinessLog // the last readiness /readyz reported
+	pinsMu       sync.Mutex   // guards pins
+	pins         *pins.Store  // tool pins (pins.go); nil while no server pins
 
 	observability // metrics, tracing, status page (observe.go, status.go)
 }
@@ -158,6 +161,9 @@ func New(cfg *config.Config, opts *Options) *Gateway {
 // does anything; Serve calls it when it was not called.
 func (g *Gateway) Open(ctx context.Context) error {
 	g.openOnce.Do(func() {
+		if g.openErr = g.openPins(ctx, g.front.Load().cfg); g.openErr != nil {
+			return
+		}
 		if g.openErr = g.launcher.Open(ctx); g.openErr == nil {
 			g.mgr.Open()
 			if g.cluster != nil {
@@ -210,6 +216,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.drainOnce.Do(func() { close(g.drained) })
 	defer g.closeAuth()
 	g.mgr.Drain()
+	defer g.closePins() // after the processes, which may still list tools
 	defer g.closeLauncher()
 	defer g.closeObservability()
 	if g.cluster != nil {

@@ -159,6 +159,9 @@ func (g *Gateway) Reload(ctx context.Context, cfg *config.Config) (*ReloadResult
 	if err := g.launcher.Reload(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("reloading the launcher: %w", err)
 	}
+	if err := g.openPins(ctx, cfg); err != nil {
+		return nil, err
+	}
 	next := g.newFront(cfg, prev)
 	g.front.Store(next)
 	if prev.auth != nil && prev.auth != next.auth {

@@ -44,6 +44,9 @@ type Config struct {
 	Tools, Prompts, Resources Globs
 	// Rules are the server's policy rules, in order (rules.go).
 	Rules []Rule
+	// PinTools is the tool pinning mode (pin.go): PinOff ("" too),
+	// PinWarn or PinEnforce.
+	PinTools string
 }
 
 // Who is the caller a decision is made for.
@@ -60,6 +63,7 @@ type Guard struct {
 	globs       [numKinds]Globs
 	placeholder string // the name no server knows (package doc)
 	rules       []program
+	pin         *pinner // nil: pin_tools off
 	log         *slog.Logger
 
 	mu    sync.Mutex
@@ -80,6 +84,9 @@ func New(cfg Config, log *slog.Logger) (*Guard, error) {
 	}
 	g := &Guard{cfg: cfg, log: log, rules: rules, tools: map[string]*celTool{}}
 	g.globs = [numKinds]Globs{cfg.Tools, cfg.Prompts, cfg.Resources}
+	if cfg.PinTools == PinWarn || cfg.PinTools == PinEnforce {
+		g.pin = &pinner{mode: cfg.PinTools}
+	}
 	if !g.restricts() {
 		return nil, nil
 	}
@@ -90,7 +97,7 @@ func New(cfg Config, log *slog.Logger) (*Guard, error) {
 }
 
 func (g *Guard) restricts() bool {
-	if len(g.rules) > 0 {
+	if len(g.rules) > 0 || g.pin != nil {
 		return true
 	}
 	for _, gl := range g.globs {
@@ -179,6 +186,9 @@ func (it *item) key(kind Kind) string {
 // none). respond is called at most once, from the backend's reader; it
 // must not block, and does not.
 func (g *Guard) Request(who Who, req *jsonrpc.Message) (fwd *jsonrpc.Message, respond func(*jsonrpc.Message)) {
+	if g.pin != nil && (req.Method == "tools/list" || req.Method == "tools/call") {
+		g.refreshPins()
+	}
 	if l, ok := lists[req.Method]; ok {
 		return req, func(m *jsonrpc.Message) { g.filterList(who, req.Method, l.field, l.kind, m) }
 	}
@@ -210,7 +220,7 @@ func (g *Guard) Request(who Who, req *jsonrpc.Message) (fwd *jsonrpc.Message, re
 		f.tool = g.tools[name]
 		g.mu.Unlock()
 	}
-	if g.allows(f) {
+	if g.allows(f) && (u.kind != KindTool || g.pin == nil || g.pin.mode != PinEnforce || g.callable(name)) {
 		return req, nil
 	}
 	return g.hide(req, params, u.field, name, g.placeholderFor(u.kind, name))
@@ -324,6 +334,9 @@ func (g *Guard) filterList(who Who, method, field string, kind Kind, m *jsonrpc.
 		var it item
 		if json.Unmarshal(raw, &members) != nil || json.Unmarshal(raw, &it) != nil {
 			continue // not an item any client could use
+		}
+		if kind == KindTool && g.pin != nil && !g.observe(it.Name, raw) && g.pin.mode == PinEnforce {
+			continue
 		}
 		f := &facts{who: who, server: g.cfg.Server, method: method, kind: kind, item: &it}
 		if kind == KindTool && len(g.rules) > 0 {

@@ -55,7 +55,8 @@ type Manager struct {
 	cfg     atomic.Pointer[config.Config]
 	servers atomic.Pointer[map[string]*Server]
 
-	reloadMu sync.Mutex // serialises Reload
+	reloadMu sync.Mutex               // serialises Reload
+	pins     atomic.Pointer[pinStore] // where tool pins persist (policy.go); nil: in memory
 
 	mu        sync.Mutex
 	retired   []*Server // generations draining after a reload (reload.go)

@@ -19,6 +19,7 @@ func (m *Manager) guardOf(name string, cfg *config.Server) *policy.Guard {
 		Tools:     policy.NewGlobs(cfg.Tools.Allow, cfg.Tools.Deny),
 		Prompts:   policy.NewGlobs(cfg.Prompts.Allow, cfg.Prompts.Deny),
 		Resources: policy.NewGlobs(cfg.Resources.Allow, cfg.Resources.Deny),
+		PinTools:  cfg.PinTools,
 	}
 	for i, r := range cfg.Policy {
 		key := "deny"
@@ -33,10 +34,26 @@ func (m *Manager) guardOf(name string, cfg *config.Server) *policy.Guard {
 		g, _ = policy.New(policy.Config{Server: name, Tools: policy.NewGlobs(nil, []string{"*"}),
 			Prompts: policy.NewGlobs(nil, []string{"*"}), Resources: policy.NewGlobs(nil, []string{"*"})}, m.log)
 	}
+	if ps := m.pins.Load(); ps != nil {
+		g.UsePins(ps.PinStore)
+	}
 	return g
 }
 
 // who is the caller as policy rules see it.
 func (c Caller) who() policy.Who {
 	return policy.Who{Name: c.Identity, Email: c.Email, Claims: c.Claims}
+}
+
+// pinStore holds a policy.PinStore for an atomic pointer.
+type pinStore struct{ policy.PinStore }
+
+// UsePins makes the tool pins of every server with pin_tools persist in
+// store, including servers a reload adds later. Call it before serving;
+// without it pins live in memory.
+func (m *Manager) UsePins(store policy.PinStore) {
+	m.pins.Store(&pinStore{store})
+	for _, srv := range m.current() {
+		srv.guard.UsePins(store)
+	}
 }

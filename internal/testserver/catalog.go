@@ -3,6 +3,7 @@ package testserver
 import (
 	"context"
 	"encoding/json"
+	"os"
 )
 
 // The server's prompts and resources, for tests of what the gateway lets
@@ -70,4 +71,26 @@ func (s *server) catalog(m *message) bool {
 		return false
 	}
 	return true
+}
+
+// EnvEchoDescriptionFile names a file whose content, read when the server
+// starts, becomes the echo tool's description: a server whose tool
+// changes what it says it does between two starts.
+const EnvEchoDescriptionFile = "MCPGW_TESTSERVER_ECHO_DESCRIPTION_FILE"
+
+// describeEcho sets the echo tool's description from file ("": keep it).
+func describeEcho(file string) error {
+	if file == "" {
+		return nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	for _, t := range toolList {
+		if t["name"] == "echo" {
+			t["description"] = string(b)
+		}
+	}
+	return nil
 }

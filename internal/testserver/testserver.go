@@ -127,6 +127,10 @@ func Main() int {
 			return 3
 		}
 	}
+	if err := describeEcho(os.Getenv(EnvEchoDescriptionFile)); err != nil {
+		fmt.Fprintf(os.Stderr, "testserver: %s: %v\n", EnvEchoDescriptionFile, err)
+		return 2
+	}
 	if name := os.Getenv(EnvPrintEnv); name != "" {
 		fmt.Fprintf(os.Stderr, "testserver: %s=%s\n", name, os.Getenv(name))
 	}

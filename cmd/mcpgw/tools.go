@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mcpgw/mcpgw/internal/config"
+	"github.com/mcpgw/mcpgw/internal/pins"
+)
+
+const toolsUsage = `Subcommands:
+  mcpgw tools list    [--config FILE | --state-dir DIR]               the pinned tools (pin_tools) and their state
+  mcpgw tools approve [--config FILE | --state-dir DIR] SERVER TOOL   trust the definition of TOOL last seen
+
+A tool is pinned to the first definition the gateway sees; when it changes,
+"tools list" shows it as changed. With pin_tools: enforce it stays hidden
+until it is approved; a running gateway applies an approval within a second.
+`
+
+var toolsCommand = &command{
+	name:     "tools",
+	synopsis: "list|approve [--config FILE | --state-dir DIR] [SERVER TOOL]",
+	summary:  "list pinned tool definitions and approve changed ones",
+	about:    "Reads and changes the tool pins (pin_tools) under state_dir.\n\n" + toolsUsage,
+	maxArgs:  1 << 16,
+	define: func(_ *flag.FlagSet, c *cli) action {
+		return func(ctx context.Context, args []string) error {
+			return runTools(ctx, args, c.stdout, c.stderr, c.lookupEnv)
+		}
+	},
+}
+
+func runTools(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, toolsUsage)
+		return usageError{errors.New("tools: no subcommand given")}
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("tools "+sub, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // main reports the error once
+	cfgPath := fs.String("config", "", "config file whose state_dir to use")
+	stateDir := fs.String("state-dir", "", "state directory (default: the config's state_dir, else the per-user default)")
+	switch sub {
+	case "list", "approve":
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, toolsUsage)
+		return nil
+	default:
+		fmt.Fprint(stderr, toolsUsage)
+		return usageError{fmt.Errorf("tools: unknown subcommand %q", sub)}
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return usageError{err}
+	}
+	switch {
+	case sub == "list" && fs.NArg() > 0:
+		return usageError{errors.New("tools list takes no arguments besides --config or --state-dir")}
+	case sub == "approve" && fs.NArg() != 2:
+		return usageError{errors.New("tools approve needs SERVER TOOL, e.g. mcpgw tools approve github get_issue (see mcpgw tools list)")}
+	}
+	dir := *stateDir
+	switch {
+	case dir != "" && *cfgPath != "":
+		return usageError{errors.New("tools: give --config or --state-dir, not both")}
+	case *cfgPath != "":
+		cfg, err := loadConfig(*cfgPath, lookupEnv)
+		if err != nil {
+			return usageError{fmt.Errorf("loading config: %w", err)}
+		}
+		dir = cfg.StateDir
+	case dir == "":
+		c, err := config.Parse([]byte("auth: {mode: none}\nservers: {x: {command: [x]}}"), lookupEnv)
+		if err == nil {
+			dir = c.StateDir
+		}
+	}
+	if dir == "" {
+		return usageError{errors.New("tools: no state directory: give --state-dir or --config")}
+	}
+	st, err := pins.Open(ctx, dir, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if sub == "list" {
+		return listPins(ctx, st, stdout)
+	}
+	server, tool := fs.Arg(0), fs.Arg(1)
+	switch was, err := st.Approve(ctx, server, tool); {
+	case errors.Is(err, pins.ErrUnknown):
+		return fmt.Errorf("server %q has no pinned tool %q in %s; mcpgw tools list shows the pinned tools", printable(server), printable(tool), dir)
+	case err != nil:
+		return err
+	case !was:
+		fmt.Fprintf(stdout, "%s of server %s is already approved: its definition has not changed\n", printable(tool), printable(server))
+	default:
+		fmt.Fprintf(stdout, "approved %s of server %s; a running gateway serves it within a second\n", printable(tool), printable(server))
+	}
+	return nil
+}
+
+func listPins(ctx context.Context, st *pins.Store, stdout io.Writer) error {
+	list, err := st.List(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVER\tTOOL\tSTATE\tAPPROVED\tSEEN\tFIRST_SEEN\tCHANGED")
+	for _, p := range list {
+		state := "pinned"
+		if p.Pending() {
+			state = "changed (approve with: mcpgw tools approve " + printable(p.Server) + " " + printable(p.Tool) + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", printable(p.Server), printable(p.Tool), state, short(p.Approved), short(p.Seen),
+			p.FirstSeen.UTC().Format(time.RFC3339), p.Changed.UTC().Format(time.RFC3339))
+	}
+	return tw.Flush()
+}
+
+// short is a digest's first 16 hex digits, as the gateway logs it.
+func short(digest string) string { return digest[:min(16, len(digest))] }
