@@ -38,7 +38,7 @@ type replicaYAML struct {
 // startReplicas starts n gateways that form one cluster on loopback
 // ports, each serving the test server "t", with two token identities a
 // and b.
-func startReplicas(t *testing.T, n int, extra replicaYAML) []*harness {
+func startReplicas(t testing.TB, n int, extra replicaYAML) []*harness {
 	t.Helper()
 	t.Setenv("MCPGW_TEST_CLUSTER_KEY", testClusterKey)
 	t.Setenv("MCPGW_TEST_TOKEN_A", testTokenA)
@@ -72,7 +72,7 @@ cluster:
 }
 
 // newHarnessOn is newHarness on a given listener.
-func newHarnessOn(t *testing.T, cfgYAML string, ln net.Listener) *harness {
+func newHarnessOn(t testing.TB, cfgYAML string, ln net.Listener) *harness {
 	t.Helper()
 	cfg := testConfig(t, cfgYAML)
 	logs := &logBuffer{}
