@@ -15,7 +15,7 @@ import (
 // still fits it. Each server of the new configuration is compared with the
 // one of the same name:
 //
-//   - unchanged (Sameprocess): the *Server is kept, with its processes,
+//   - unchanged (SameProcess): the *Server is kept, with its processes,
 //     sessions, pool and in-flight requests;
 //   - changed or added: a new *Server (a new generation) takes the name;
 //     new sessions and modern requests go to it;
