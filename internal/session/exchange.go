@@ -42,7 +42,10 @@ type exchange struct {
 // process that pin returns. release gives both back.
 func (srv *Server) admit(ctx context.Context, pin func(context.Context) (*proc, error)) (p *proc, release func(), err error) {
 	qt := srv.cfg.QueueTimeout
-	start := time.Now()
+	var start time.Time
+	if srv.observing() {
+		start = time.Now()
+	}
 	ctx, endSpan := srv.span(ctx, "queue")
 	defer func() { endSpan(err) }()
 	if err := srv.sem.acquire(ctx, qt); err != nil {
