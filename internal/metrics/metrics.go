@@ -180,10 +180,18 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 // layer's events name configured servers only (a reload may add some);
 // the front door names a server only once it found it.
 func (m *Metrics) server(name string) string {
-	if config.ValidServerName(name) {
-		return name
+	if len(name) == 0 || len(name) > 64 {
+		return ""
 	}
-	return ""
+	for i := 0; i < len(name); i++ { // config.ServerNamePattern without the regexp engine
+		switch c := name[i]; {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '_' || c == '-') && i > 0:
+		default:
+			return ""
+		}
+	}
+	return name
 }
 
 // tool returns name when server listed it, else Other ("" when none).

@@ -212,3 +212,12 @@ func BenchmarkObserveRequest(b *testing.B) {
 		m.Observe(e)
 	}
 }
+
+func TestServerLabelMatchesThePattern(t *testing.T) {
+	m := testMetrics(t)
+	for _, name := range []string{"a", "fs", "git_2", "my-server", "0x", "-a", "_a", "A", "a.b", "", strings.Repeat("a", 64), strings.Repeat("a", 65), "a/b", "é"} {
+		if got, want := m.server(name) != "", config.ValidServerName(name); got != want {
+			t.Errorf("server(%q) accepted = %v, config.ValidServerName = %v", name, got, want)
+		}
+	}
+}
