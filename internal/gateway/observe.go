@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpgw/mcpgw/internal/auth"
@@ -141,7 +142,7 @@ type observability struct {
 	recent     *status.Recent   // errors for the status page; nil: status off
 	started    time.Time
 	configPath string
-	configAt   time.Time
+	configAt   atomic.Int64 // when the config was (re)loaded, Unix ns; 0: not known
 	wg         sync.WaitGroup  // the metrics listener
 	tracer     *tracing.Tracer // nil: tracing off
 }
@@ -151,7 +152,10 @@ type observability struct {
 // them.
 func (g *Gateway) observe(cfg *config.Config, opts *Options) (*launch.Options, *session.Options) {
 	g.started = time.Now()
-	g.configPath, g.configAt = opts.ConfigPath, opts.ConfigLoaded
+	g.configPath = opts.ConfigPath
+	if !opts.ConfigLoaded.IsZero() {
+		g.configAt.Store(opts.ConfigLoaded.UnixNano())
+	}
 	g.metricsLn = opts.MetricsListener
 	g.metrics = newMetrics(cfg, opts, g)
 	g.recent = status.NewRecent(cfg.Status.RecentErrors)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"time"
 
 	"github.com/mcpgw/mcpgw/internal/auth"
 	"github.com/mcpgw/mcpgw/internal/config"
@@ -168,6 +169,7 @@ func (g *Gateway) Reload(ctx context.Context, cfg *config.Config) (*ReloadResult
 		prev.auth.Close() // idle JWKS connections only: requests using it finish
 	}
 	res.ReloadResult = g.mgr.Reload(cfg)
+	g.configAt.Store(time.Now().UnixNano()) // the status page's "loaded"
 	g.logChanges(old, cfg)
 	return res, nil
 }

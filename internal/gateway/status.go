@@ -74,7 +74,10 @@ func (g *Gateway) statusPage(r *http.Request, detail bool) *status.Page {
 		return p
 	}
 	p.Started, p.Uptime = g.started, status.Age(now.Sub(g.started))
-	p.ConfigPath, p.ConfigLoaded = g.configPath, g.configAt
+	p.ConfigPath = g.configPath
+	if at := g.configAt.Load(); at != 0 {
+		p.ConfigLoaded = time.Unix(0, at)
+	}
 	for _, ss := range g.mgr.Snapshot().Servers {
 		sr := rd.Servers[ss.Name]
 		s := status.Server{Name: ss.Name, Runtime: ss.Runtime, Mode: ss.Mode, Ready: sr.Ready, Reason: sr.Detail,

@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"strings"
@@ -175,5 +177,33 @@ func TestStatusPageInChromium(t *testing.T) {
 		if err := os.WriteFile("../../docs/status.png", shot, 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestReloadAndObservability: metrics and tracing are built at start, so a
+// reload that changes them is refused with what to do; a reload that goes
+// through is when the status page says the config was loaded.
+func TestReloadAndObservability(t *testing.T) {
+	v1 := "listen: 127.0.0.1:0\nservers:\n" + serverYAML("t", "")
+	h := newHarness(t, v1)
+	for key, extra := range map[string]string{
+		"metrics: changed": "metrics: {listen: 127.0.0.1:9464}\n",
+		"tracing: changed": "tracing: {otlp_endpoint: \"http://127.0.0.1:4318\"}\n",
+	} {
+		_, err := h.g.Reload(context.Background(), testConfig(t, extra+v1))
+		if !errors.Is(err, ErrRestartNeeded) || !strings.Contains(err.Error(), key) {
+			t.Errorf("reload adding %q: %v, want a refusal naming %s", extra, err, key)
+		}
+	}
+	before := time.Now()
+	if _, err := h.g.Reload(context.Background(), testConfig(t, "listen: 127.0.0.1:0\nstatus: {recent_errors: 10}\nservers:\n"+serverYAML("t", ""))); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	var p status.Page
+	if err := json.Unmarshal(h.getStatus("application/json", nil).Body, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.ConfigLoaded.Before(before) {
+		t.Errorf("config loaded %s, want after the reload at %s", p.ConfigLoaded, before)
 	}
 }
