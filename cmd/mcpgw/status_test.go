@@ -1,6 +1,11 @@
 package main
 
 import (
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -40,5 +45,49 @@ func TestStatusCommandErrors(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want exit %d and one line with %q", code, stderr, tt.code, tt.want)
 			}
 		})
+	}
+}
+
+// TestServeMetricsListener: metrics.listen opens a listener of its own,
+// logged at start, that serves the Prometheus text format; the gateway's
+// own port does not serve /metrics.
+func TestServeMetricsListener(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "mcpgw.yaml"), "listen: 127.0.0.1:0\nmetrics: {listen: \"127.0.0.1:0\"}\nservers:\n  demo: {command: [\"${MCPGW_BIN}\", demo-server]}\n")
+	cmd := exec.Command(bin, "serve", "--config", filepath.Join(dir, "mcpgw.yaml"))
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	_, base, logs := awaitServe(t, cmd)
+	connectDemo(t, base) // calls echo without listing the tools first: its label is "other"
+	var metricsURL string
+	for _, l := range logs.JSONLines() {
+		if l["msg"] == "metrics listening" {
+			metricsURL, _ = l["url"].(string)
+		}
+	}
+	if metricsURL == "" {
+		t.Fatalf("no \"metrics listening\" log line:\n%s", logs.String())
+	}
+	resp, err := http.Get(metricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "mcpgw_build_info{") ||
+		!strings.Contains(string(body), `mcpgw_requests_total{class="ok",era="session",method="tools/call",mode="launcher",runtime="native",server="demo",tool="other"} 1`) {
+		var lines []string
+		for _, l := range strings.Split(string(body), "\n") {
+			if strings.HasPrefix(l, "mcpgw_requests_total") || strings.HasPrefix(l, "mcpgw_build_info") {
+				lines = append(lines, l)
+			}
+		}
+		t.Errorf("GET %s: %d\n%s", metricsURL, resp.StatusCode, strings.Join(lines, "\n"))
+	}
+	if resp, err := http.Get(base + "/metrics"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("the gateway's own port answers /metrics with %d", resp.StatusCode)
+		}
 	}
 }
