@@ -196,7 +196,7 @@ func TestReloadAndObservability(t *testing.T) {
 		}
 	}
 	before := time.Now()
-	if _, err := h.g.Reload(context.Background(), testConfig(t, "listen: 127.0.0.1:0\nstatus: {recent_errors: 10}\nservers:\n"+serverYAML("t", ""))); err != nil {
+	if _, err := h.g.Reload(context.Background(), testConfig(t, "listen: 127.0.0.1:0\nstatus: {enabled: true}\nservers:\n"+serverYAML("t", ""))); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
 	var p status.Page
