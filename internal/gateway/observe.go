@@ -142,7 +142,7 @@ type observability struct {
 	recent     *status.Recent   // errors for the status page; nil: status off
 	started    time.Time
 	configPath string
-	configAt   atomic.Int64 // when the config was (re)loaded, Unix ns; 0: not known
+	configAt   atomic.Int64    // when the config was (re)loaded, Unix ns; 0: not known
 	wg         sync.WaitGroup  // the metrics listener
 	tracer     *tracing.Tracer // nil: tracing off
 }
