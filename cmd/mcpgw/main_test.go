@@ -233,16 +233,17 @@ func TestServeDefaultConfigAndSIGTERM(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	cmd, base := startServe(t, bin)
-	// The Go SDK client's default protocol (2026-07-28): each request runs
-	// in a process of its own, gone once it is answered.
+	// The Go SDK client's default protocol (2026-07-28): its requests run
+	// in the process of its identity (anonymous here), kept warm; each
+	// session-era client gets a process of its own.
 	if v := connectDemoVersion(t, base, nil).InitializeResult().ProtocolVersion; v != "2026-07-28" {
 		t.Errorf("default client negotiated %s, want 2026-07-28", v)
 	}
 	connectDemo(t, base)
 	connectDemo(t, base)
 	kids := childrenOf(cmd.Process.Pid)
-	if len(kids) != 2 {
-		t.Fatalf("want 2 demo-server children, got %v", kids)
+	if len(kids) != 3 {
+		t.Fatalf("want 3 demo-server children (the 2026-07-28 client's and two sessions'), got %v", kids)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
