@@ -51,16 +51,22 @@ func (g *Gateway) fromPeer(w http.ResponseWriter, r *http.Request) (forwarded, o
 	return true, true
 }
 
-// toOwner forwards r when the session (or MRTR requestState) it names
-// belongs to another replica, and reports whether it did. An id that is
-// not validly signed stays here, where it is unknown (404).
-func (g *Gateway) toOwner(w http.ResponseWriter, r *http.Request) bool {
+// toOwner forwards r when the session (or MRTR requestState, or legacy
+// HTTP+SSE stream, whose POSTs to sub "message" name it) belongs to
+// another replica, and reports whether it did. An id that is not validly
+// signed stays here, where it is unknown (404).
+func (g *Gateway) toOwner(w http.ResponseWriter, r *http.Request, sub string) bool {
 	if g.cluster == nil {
 		return false
 	}
 	owner, mrtr := "", false
 	sid := r.Header.Get(hdrSessionID)
-	if sid != "" {
+	if sub == "message" { // legacy HTTP+SSE: the stream's id is in the query
+		sid = r.URL.Query().Get("sessionId")
+		owner, _ = g.cluster.Owner(sid)
+	} else if sub != "" {
+		return false
+	} else if sid != "" {
 		owner, _ = g.cluster.Owner(sid)
 	} else if r.Method == http.MethodPost && modern.IsModern(r.Header.Get(hdrProtocolVersion)) {
 		owner, mrtr = g.stateOwner(r), true
@@ -122,4 +128,13 @@ func (g *Gateway) stateOwner(r *http.Request) string {
 	}
 	owner, _ := g.cluster.Owner(id)
 	return owner
+}
+
+// legacyID is the id of a new legacy HTTP+SSE stream: in a cluster one
+// that names this replica, so that its POSTs can land on any replica.
+func (g *Gateway) legacyID() string {
+	if g.cluster != nil {
+		return g.cluster.NewID()
+	}
+	return newRequestID() + newRequestID()
 }

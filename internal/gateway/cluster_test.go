@@ -232,6 +232,32 @@ func TestClusterSessionOnAnyReplica(t *testing.T) {
 		}
 	})
 
+	t.Run("legacy SSE", func(t *testing.T) {
+		client := mcp.NewClient(&mcp.Implementation{Name: "cluster-test", Version: "1"}, nil)
+		cs, err := client.Connect(context.Background(), &mcp.SSEClientTransport{Endpoint: hs[0].url("t") + "/sse", HTTPClient: &http.Client{Transport: rr}}, nil)
+		if err != nil {
+			t.Fatalf("connect over HTTP+SSE: %v", err)
+		}
+		defer cs.Close()
+		for i := range 6 { // each POST on the next replica, every answer on the one stream
+			want := fmt.Sprintf("legacy %d", i)
+			if got := callText(t, cs, "echo", map[string]any{"text": want}); got != want {
+				t.Errorf("echo = %q, want %q", got, want)
+			}
+		}
+		forwarded := 0
+		for _, h := range hs {
+			for _, l := range h.logs.find("request", map[string]any{"status": 202}) {
+				if strings.HasSuffix(fmt.Sprint(l["path"]), "/message") {
+					forwarded++
+				}
+			}
+		}
+		if forwarded < 6 {
+			t.Errorf("%d POSTs to /message answered 202, want at least 6", forwarded)
+		}
+	})
+
 	t.Run("modern MRTR", func(t *testing.T) {
 		cs := rr.connect(t, hs[0].url("t"), opts, nil)
 		if v := cs.InitializeResult().ProtocolVersion; v != "2026-07-28" {

@@ -233,7 +233,7 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
 	ri := info(r.Context())
 	ri.tool = name
 	ri.runtime = string(srv.Config().Runtime)
-	if sub == "" && !fromPeer && g.toOwner(w, r) {
+	if !fromPeer && g.toOwner(w, r, sub) {
 		return
 	}
 	if sub != "" {

@@ -92,7 +92,7 @@ func (g *Gateway) legacyStream(w http.ResponseWriter, r *http.Request, srv *sess
 		writeProblem(w, r, nil, session.DrainingError())
 		return
 	}
-	c := &legacyConn{id: newRequestID() + newRequestID(), srv: srv, sink: session.NewStreamSink(), identity: ri.identity}
+	c := &legacyConn{id: g.legacyID(), srv: srv, sink: session.NewStreamSink(), identity: ri.identity}
 	if !g.legacy.add(c) {
 		writeError(w, r, http.StatusTooManyRequests, nil, jsonrpc.CodeTooManyRequests,
 			"too many HTTP+SSE streams without a session; retry later", time.Second)
