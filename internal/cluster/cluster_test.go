@@ -26,9 +26,9 @@ func TestIDs(t *testing.T) {
 		t.Errorf("Owner(%q) on another replica = %q, %t; want r1, true", id, got, ok)
 	}
 	for _, bad := range []string{
-		"r2" + id[2:],         // another replica's name on r1's random part and MAC
-		id[:len(id)-1] + "A",  // a changed MAC
-		id[:4] + "x" + id[5:], // a changed random part
+		"r2" + id[2:],                                   // another replica's name on r1's random part and MAC
+		id[:len(id)-1] + other(id[len(id)-1]),           // a changed MAC
+		id[:4] + other(id[4]) + id[5:],                  // a changed random part
 		testNode("r1", strings.Repeat("z", 32)).NewID(), // another cluster's id
 		"", "r1", "r1..", "r1.a.b", "plain-random-id-of-a-single-gateway",
 	} {
@@ -36,6 +36,14 @@ func TestIDs(t *testing.T) {
 			t.Errorf("Owner(%q) = %q, true; want a refusal", bad, got)
 		}
 	}
+}
+
+// other returns a base64url character that is not c.
+func other(c byte) string {
+	if c == 'A' {
+		return "B"
+	}
+	return "A"
 }
 
 func TestAccept(t *testing.T) {
