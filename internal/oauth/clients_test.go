@@ -250,3 +250,13 @@ func TestMetadataFetchLimit(t *testing.T) {
 		t.Errorf("%d fetches, %d refused by the limit; want at most %d fetched", fetches.Load(), limited, metadataFetchBurst+1)
 	}
 }
+
+// TestRandomIDsAreNotFlags: operators pass grant ids as arguments to
+// "mcpgw oauth revoke"; an id that began with "-" would read as a flag.
+func TestRandomIDsAreNotFlags(t *testing.T) {
+	for range 2000 {
+		if id := randomID(); id == "" || id[0] == '-' || len(id) != 32 {
+			t.Fatalf("randomID() = %q: want 32 hex digits", id)
+		}
+	}
+}

@@ -248,11 +248,13 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// randomID returns 128 random bits, base64url: ids that are not secrets.
+// randomID returns 128 random bits in hex: ids that are not secrets. Hex,
+// not base64url, so that an id never begins with "-" and reads as a flag
+// when an operator passes it to "mcpgw oauth revoke".
 func randomID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // digest is how secrets (codes, refresh tokens, client secrets, cookies)
