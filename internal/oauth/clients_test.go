@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -230,25 +231,30 @@ func FuzzAuthorizeQuery(f *testing.F) {
 	})
 }
 
+// TestMetadataFetchLimit runs in a bubble: its clock stands still while
+// the loop runs, so no token is refilled however slow the machine is.
 func TestMetadataFetchLimit(t *testing.T) {
-	var fetches atomic.Int32
-	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fetches.Add(1)
-		http.NotFound(w, r)
-	}))
-	defer ts.Close()
-	f := newMetadataFetcher(true, ts.Client().Transport.(*http.Transport))
-	defer f.close()
-	var limited int
-	for i := range metadataFetchBurst + 5 {
-		_, err := f.client(context.Background(), fmt.Sprintf("%s/c%d.json", ts.URL, i), nil)
-		if errors.Is(err, errFetchLimit) {
-			limited++
+	synctest.Test(t, func(t *testing.T) {
+		var fetches atomic.Int32
+		ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fetches.Add(1)
+			http.NotFound(w, r)
+		}))
+		defer ts.Close()
+		defer ts.Client().Transport.(*http.Transport).CloseIdleConnections()
+		f := newMetadataFetcher(true, ts.Client().Transport.(*http.Transport))
+		defer f.close()
+		var limited int
+		for i := range metadataFetchBurst + 5 {
+			_, err := f.client(context.Background(), fmt.Sprintf("%s/c%d.json", ts.URL, i), nil)
+			if errors.Is(err, errFetchLimit) {
+				limited++
+			}
 		}
-	}
-	if limited == 0 || fetches.Load() > metadataFetchBurst+1 {
-		t.Errorf("%d fetches, %d refused by the limit; want at most %d fetched", fetches.Load(), limited, metadataFetchBurst+1)
-	}
+		if limited == 0 || fetches.Load() > metadataFetchBurst+1 {
+			t.Errorf("%d fetches, %d refused by the limit; want at most %d fetched", fetches.Load(), limited, metadataFetchBurst+1)
+		}
+	})
 }
 
 // TestRandomIDsAreNotFlags: operators pass grant ids as arguments to
