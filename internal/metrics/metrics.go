@@ -75,6 +75,9 @@ type Metrics struct {
 	held          *prometheus.CounterVec
 	dropped       *prometheus.CounterVec
 	replayed      *prometheus.CounterVec
+	resumed       *prometheus.CounterVec
+	resumeEvents  *prometheus.CounterVec
+	resumeDropped *prometheus.CounterVec
 	inputRounds   *prometheus.CounterVec
 	streamsOpened *prometheus.CounterVec
 	sentBytes     *prometheus.CounterVec
@@ -136,6 +139,10 @@ func New(cfg *config.Config, snapshot func() session.Snapshot, version string) *
 	m.dropped = counter("mcpgw_dropped_messages_total", "Held server messages never delivered, by reason (overflow, expired).",
 		"server", "reason")
 	m.replayed = counter("mcpgw_replayed_messages_total", "Held server messages handed to a newly opened stream.", "server")
+	m.resumed = counter("mcpgw_stream_resumptions_total", "Session streams resumed by a client with Last-Event-ID.", "server")
+	m.resumeEvents = counter("mcpgw_resumption_replayed_events_total", "Kept SSE events replayed to clients that resumed a stream.", "server")
+	m.resumeDropped = counter("mcpgw_resumption_dropped_events_total", "Kept SSE events lost before a client resumed with them, by reason (limit, expired).",
+		"server", "reason")
 	m.inputRounds = counter("mcpgw_mrtr_rounds_total", "Input rounds of 2026-07-28 requests (InputRequiredResult sent).",
 		"server", "method")
 	m.streamsOpened = counter("mcpgw_streams_opened_total", "Long-lived streams opened, by kind (get, listen).", "server", "kind")
@@ -286,6 +293,11 @@ func (m *Metrics) Observe(e session.Event) {
 		m.dropped.WithLabelValues(srv, e.Reason).Inc()
 	case session.Replayed:
 		m.replayed.WithLabelValues(srv).Add(float64(e.N))
+	case session.Resumed:
+		m.resumed.WithLabelValues(srv).Inc()
+		m.resumeEvents.WithLabelValues(srv).Add(float64(e.N))
+	case session.ResumeDropped:
+		m.resumeDropped.WithLabelValues(srv, e.Reason).Add(float64(e.N))
 	case session.InputRound:
 		m.inputRounds.WithLabelValues(srv, Method(e.Method)).Inc()
 	case session.StreamOpened:

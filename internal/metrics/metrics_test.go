@@ -47,6 +47,8 @@ func everyEvent(m *Metrics) {
 		{Kind: session.MessageHeld},
 		{Kind: session.MessageDropped, Reason: "overflow"},
 		{Kind: session.Replayed, N: 3},
+		{Kind: session.Resumed, N: 2},
+		{Kind: session.ResumeDropped, N: 4, Reason: "limit"},
 		{Kind: session.InputRound, Method: "tools/call"},
 		{Kind: session.StreamOpened, Reason: "get"},
 	} {
@@ -218,6 +220,24 @@ func TestServerLabelMatchesThePattern(t *testing.T) {
 	for _, name := range []string{"a", "fs", "git_2", "my-server", "0x", "-a", "_a", "A", "a.b", "", strings.Repeat("a", 64), strings.Repeat("a", 65), "a/b", "é"} {
 		if got, want := m.server(name) != "", config.ValidServerName(name); got != want {
 			t.Errorf("server(%q) accepted = %v, config.ValidServerName = %v", name, got, want)
+		}
+	}
+}
+
+// TestResumptionCounts: a resumed stream counts once, its replayed and lost
+// events by their number.
+func TestResumptionCounts(t *testing.T) {
+	m := testMetrics(t)
+	everyEvent(m)
+	fams := gather(t, m)
+	for name, want := range map[string]float64{
+		"mcpgw_stream_resumptions_total":         1,
+		"mcpgw_resumption_replayed_events_total": 2,
+		"mcpgw_resumption_dropped_events_total":  4,
+	} {
+		f := fams[name]
+		if f == nil || len(f.GetMetric()) != 1 || f.GetMetric()[0].GetCounter().GetValue() != want {
+			t.Errorf("%s = %v, want one series of %v", name, f, want)
 		}
 	}
 }

@@ -54,6 +54,13 @@ const (
 	MessageDropped
 	// Replayed: N held messages were handed to a newly attached stream.
 	Replayed
+	// Resumed: a client resumed a session stream with Last-Event-ID; N
+	// is the number of kept events replayed to it.
+	Resumed
+	// ResumeDropped: N events kept for resumption are gone before a client
+	// resumed with them. Reason: "limit" (limits.replay_events or
+	// limits.replay_bytes) or "expired" (limits.replay_age).
+	ResumeDropped
 	// InputRound: a modern request asks its client for input (one MRTR
 	// round).
 	InputRound

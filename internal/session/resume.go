@@ -116,7 +116,7 @@ func (st *Stream) Record(data []byte) string {
 	rs.dropped = 0
 	rs.mu.Unlock()
 	if dropped > 0 {
-		st.s.logReplayDrop(dropped, "limits.replay_events or limits.replay_bytes reached")
+		st.s.logReplayDrop(dropped, "limit", "limits.replay_events or limits.replay_bytes reached")
 	}
 	return ev.ID
 }
@@ -190,10 +190,11 @@ func (s *Session) Resume(lastEventID string) (*Stream, error) {
 		// Some of what the client missed is no longer kept: it gets the
 		// stream with what is left, and the log says so.
 		missing := st.nextSeq - seq - len(replay)
-		s.srv.m.wg.Go(func() { s.logReplayDrop(missing, "a resumed stream's events are no longer kept") }) // owner: the manager; one log line
+		s.srv.m.wg.Go(func() { s.logReplayDrop(missing, "expired", "a resumed stream's events are no longer kept") }) // owner: the manager; one log line
 	}
 	st.replay = replay
 	st.attached = true
+	s.srv.observe(Event{Kind: Resumed, N: len(replay)})
 	return st, nil
 }
 
@@ -214,7 +215,10 @@ func (s *Session) pruneLocked(now time.Time) {
 	}
 }
 
-func (s *Session) logReplayDrop(n int, why string) {
+// logReplayDrop logs and counts n kept events lost; reason is the
+// ResumeDropped event's, why the log line's.
+func (s *Session) logReplayDrop(n int, reason, why string) {
+	s.srv.observe(Event{Kind: ResumeDropped, N: n, Reason: reason})
 	s.srv.m.log.Warn("dropping SSE events kept for resumption", "tool", s.srv.Name, "runtime", s.srv.cfg.Runtime,
 		"session_id", s.id, "events", n, "reason", why)
 }
