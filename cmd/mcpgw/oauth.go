@@ -73,6 +73,32 @@ var oauthCommand = &command{
 	},
 }
 
+// stateDirOf is the state directory a command that reads state_dir
+// (oauth, tools) works on: --state-dir, or the state_dir of --config, or
+// the per-user default.
+func stateDirOf(cmd, cfgPath, stateDir string, lookupEnv func(string) (string, bool)) (string, error) {
+	switch {
+	case stateDir != "" && cfgPath != "":
+		return "", usageError{fmt.Errorf("%s: give --config or --state-dir, not both", cmd)}
+	case stateDir != "":
+		return stateDir, nil
+	case cfgPath != "":
+		cfg, err := loadConfig(cfgPath, lookupEnv)
+		if err != nil {
+			return "", usageError{fmt.Errorf("loading config: %w", err)}
+		}
+		stateDir = cfg.StateDir
+	default:
+		if c, err := config.Parse([]byte("auth: {mode: none}\nservers: {x: {command: [x]}}"), lookupEnv); err == nil {
+			stateDir = c.StateDir
+		}
+	}
+	if stateDir == "" {
+		return "", usageError{fmt.Errorf("%s: no state directory: give --state-dir or --config", cmd)}
+	}
+	return stateDir, nil
+}
+
 func runOAuth(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, oauthUsage)
@@ -101,24 +127,9 @@ func runOAuth(ctx context.Context, args []string, stdout, stderr io.Writer, look
 	if sub != "revoke" && (fs.NArg() > 0 || *client != "" || *user != "") {
 		return usageError{fmt.Errorf("oauth %s takes no arguments besides --config or --state-dir", sub)}
 	}
-	dir := *stateDir
-	switch {
-	case dir != "" && *cfgPath != "":
-		return usageError{errors.New("oauth: give --config or --state-dir, not both")}
-	case *cfgPath != "":
-		cfg, err := loadConfig(*cfgPath, lookupEnv)
-		if err != nil {
-			return usageError{fmt.Errorf("loading config: %w", err)}
-		}
-		dir = cfg.StateDir
-	case dir == "":
-		c, err := config.Parse([]byte("auth: {mode: none}\nservers: {x: {command: [x]}}"), lookupEnv)
-		if err == nil {
-			dir = c.StateDir
-		}
-	}
-	if dir == "" {
-		return usageError{errors.New("oauth: no state directory: give --state-dir or --config")}
+	dir, err := stateDirOf("oauth", *cfgPath, *stateDir, lookupEnv)
+	if err != nil {
+		return err
 	}
 	st, err := sqlitestore.Open(ctx, dir)
 	if err != nil {

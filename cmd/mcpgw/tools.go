@@ -9,7 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/mcpgw/mcpgw/internal/config"
 	"github.com/mcpgw/mcpgw/internal/pins"
 )
 
@@ -63,24 +62,9 @@ func runTools(ctx context.Context, args []string, stdout, stderr io.Writer, look
 	case sub == "approve" && fs.NArg() != 2:
 		return usageError{errors.New("tools approve needs SERVER TOOL, e.g. mcpgw tools approve github get_issue (see mcpgw tools list)")}
 	}
-	dir := *stateDir
-	switch {
-	case dir != "" && *cfgPath != "":
-		return usageError{errors.New("tools: give --config or --state-dir, not both")}
-	case *cfgPath != "":
-		cfg, err := loadConfig(*cfgPath, lookupEnv)
-		if err != nil {
-			return usageError{fmt.Errorf("loading config: %w", err)}
-		}
-		dir = cfg.StateDir
-	case dir == "":
-		c, err := config.Parse([]byte("auth: {mode: none}\nservers: {x: {command: [x]}}"), lookupEnv)
-		if err == nil {
-			dir = c.StateDir
-		}
-	}
-	if dir == "" {
-		return usageError{errors.New("tools: no state directory: give --state-dir or --config")}
+	dir, err := stateDirOf("tools", *cfgPath, *stateDir, lookupEnv)
+	if err != nil {
+		return err
 	}
 	st, err := pins.Open(ctx, dir, nil)
 	if err != nil {
