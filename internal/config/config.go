@@ -103,6 +103,7 @@ func normalize(c *Config) {
 			applyWorkspaceDefaults(s)
 		}
 	}
+	expandAggregates(c)
 	if u, err := normalizePublicURL(c.PublicURL); err == nil {
 		c.PublicURL = u
 	}

@@ -168,6 +168,8 @@ func (d *decoder) servers(path string, n *yaml.Node, c *Config) {
 		d.lines[p] = e.k.Line
 		s := newServer(e.key)
 		c.Servers[e.key] = s
+		agg := &aggregateKeys{}
+		defer d.aggregate(p, s, agg)
 		d.mapping(p, e.v, fields{
 			"runtime": d.str((*string)(&s.Runtime)),
 			"mode":    d.str((*string)(&s.Mode)),
@@ -201,6 +203,10 @@ func (d *decoder) servers(path string, n *yaml.Node, c *Config) {
 			"resources":                d.exposure(&s.Resources, `["file:///srv/docs/*"]`),
 			"policy":                   d.rules(&s.Policy),
 			"pin_tools":                d.str(&s.PinTools),
+			"aggregate":                d.members(agg),
+			"prefix":                   d.keep(agg, &agg.prefix),
+			"separator":                d.keep(agg, &agg.separator),
+			"on_member_error":          d.keep(agg, &agg.onMemberError),
 		}, reservedServerKeys)
 	}
 }

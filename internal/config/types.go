@@ -208,6 +208,10 @@ type Server struct {
 	// Policy are the server's rules, in order: the first whose
 	// expression is true decides; when none is, the request is allowed.
 	Policy []Rule
+
+	// Aggregate is set when the entry serves other servers instead of a
+	// command of its own (types_aggregate.go); nil for a plain server.
+	Aggregate *Aggregate
 }
 
 // Tool pinning modes (Server.PinTools).

@@ -108,6 +108,7 @@ func (v *validator) config(c *Config) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.Servers)) {
 		v.server(joinKey("servers", name), name, c.Servers[name])
+		v.aggregate(joinKey("servers", name), c.Servers[name], c)
 		if s := c.Servers[name]; s != nil && len(s.Allow) > 0 && c.Auth.Mode != AuthRequired {
 			v.add(joinKey("servers", name)+".allow", "needs authentication (auth.tokens or auth.jwt): without it every caller is anonymous")
 		}
@@ -154,7 +155,7 @@ func (v *validator) server(path, name string, s *Server) {
 
 	// Arguments and env values may be secrets: never quote them. A
 	// container's command is optional: without it the image's CMD runs.
-	if len(s.Command) == 0 && s.Runtime != RuntimeContainer {
+	if len(s.Command) == 0 && s.Runtime != RuntimeContainer && !s.IsAggregate() {
 		v.add(path+".command", `must name the program to run and its arguments as a list, e.g. ["mcp-server-filesystem", "/srv"]`)
 	}
 	for i, arg := range s.Command {

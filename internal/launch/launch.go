@@ -117,7 +117,7 @@ func (l *Launcher) Open(ctx context.Context) error {
 	cfg := l.cfg.Load()
 	for _, name := range slices.Sorted(maps.Keys(cfg.Servers)) {
 		sc := cfg.Servers[name]
-		if sc.Runtime != config.RuntimeContainer && sc.Sandbox == config.SandboxNone {
+		if sc.Runtime != config.RuntimeContainer && sc.Sandbox == config.SandboxNone && !sc.IsAggregate() {
 			l.log.Info("server runs without a sandbox", "tool", name, "runtime", sc.Runtime, "sandbox", sc.Sandbox)
 		}
 	}
@@ -137,7 +137,7 @@ func (l *Launcher) Reload(ctx context.Context, cfg *config.Config) error {
 	prev := l.cfg.Swap(cfg)
 	for _, name := range slices.Sorted(maps.Keys(cfg.Servers)) {
 		sc := cfg.Servers[name]
-		if p := prev.Servers[name]; sc.Runtime != config.RuntimeContainer && sc.Sandbox == config.SandboxNone &&
+		if p := prev.Servers[name]; sc.Runtime != config.RuntimeContainer && sc.Sandbox == config.SandboxNone && !sc.IsAggregate() &&
 			(p == nil || p.Sandbox != config.SandboxNone || p.Runtime == config.RuntimeContainer) {
 			l.log.Info("server runs without a sandbox", "tool", name, "runtime", sc.Runtime, "sandbox", sc.Sandbox)
 		}
@@ -437,6 +437,9 @@ func (l *Launcher) env(sc *config.Server) []string {
 // command; for a container server, the engine and the image (or that it
 // may be pulled).
 func (l *Launcher) Check(ctx context.Context, sc *config.Server) error {
+	if sc.IsAggregate() {
+		return nil // it runs nothing: its members are checked as servers of their own
+	}
 	if sc.Runtime == config.RuntimeContainer {
 		return l.checkContainer(ctx, sc)
 	}
