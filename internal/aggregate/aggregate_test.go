@@ -233,7 +233,7 @@ func FuzzNames(f *testing.F) {
 			if err := json.Unmarshal(l.Items[i], &it); err != nil || it.Name != e {
 				t.Fatalf("item %s names %q, want %q", l.Items[i], it.Name, e)
 			}
-			if prefix == PrefixAlways && !strings.HasPrefix(e, Shorten(r.Member+sep+r.Name)[:min(len(e), 40)]) {
+			if prefix == PrefixAlways && !strings.HasPrefix(e, Shorten(r.Member + sep + r.Name)[:min(len(e), 40)]) {
 				t.Fatalf("%q does not start like %q", e, r.Member+sep+r.Name)
 			}
 		}
