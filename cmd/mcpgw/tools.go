@@ -16,9 +16,11 @@ const toolsUsage = `Subcommands:
   mcpgw tools list    [--config FILE | --state-dir DIR]               the pinned tools (pin_tools) and their state
   mcpgw tools approve [--config FILE | --state-dir DIR] SERVER TOOL   trust the definition of TOOL last seen
 
-A tool is pinned to the first definition the gateway sees; when it changes,
-"tools list" shows it as changed. With pin_tools: enforce it stays hidden
-until it is approved; a running gateway applies an approval within a second.
+A tool is pinned to the first definition the gateway sees. When it changes,
+"tools list" shows it as pending when its server has pin_tools: enforce (it
+is hidden until approved), and as changed under pin_tools: warn (it is
+served, and was logged). A running gateway applies an approval within a
+second and tells its connected clients that their tool list changed.
 `
 
 var toolsCommand = &command{
@@ -98,7 +100,15 @@ func listPins(ctx context.Context, st *pins.Store, stdout io.Writer) error {
 	for _, p := range list {
 		state := "pinned"
 		if p.Pending() {
-			state = "changed (approve with: mcpgw tools approve " + printable(p.Server) + " " + printable(p.Tool) + ")"
+			approve := "(approve with: mcpgw tools approve " + printable(p.Server) + " " + printable(p.Tool) + ")"
+			switch p.Mode {
+			case "enforce":
+				state = "pending: hidden until approved " + approve
+			case "warn":
+				state = "changed: served, with a warning " + approve
+			default:
+				state = "changed " + approve
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", printable(p.Server), printable(p.Tool), state, short(p.Approved), short(p.Seen),
 			p.FirstSeen.UTC().Format(time.RFC3339), p.Changed.UTC().Format(time.RFC3339))

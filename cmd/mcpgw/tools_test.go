@@ -37,6 +37,27 @@ func TestToolsCommand(t *testing.T) {
 		!strings.Contains(lines[2], "get_issue") || !strings.Contains(lines[2], "pinned") {
 		t.Fatalf("tools list:\n%s", out)
 	}
+	// A gateway declares how it pins gh: the change is held or only logged.
+	for mode, want := range map[string]string{
+		"enforce": "pending: hidden until approved (approve with: mcpgw tools approve gh create_issue)",
+		"warn":    "changed: served, with a warning (approve with: mcpgw tools approve gh create_issue)",
+	} {
+		st, err := pins.Open(t.Context(), state, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SetModes(t.Context(), map[string]string{"gh": mode}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut := runBinary(t, dir, nil, "tools", "list", "--state-dir", state)
+		if lines := strings.Split(strings.TrimSpace(out), "\n"); code != 0 || errOut != "" || len(lines) != 3 || !strings.Contains(lines[1], want) ||
+			!strings.Contains(lines[2], "pinned") {
+			t.Fatalf("tools list with gh at pin_tools: %s: exit %d, stderr %q, stdout:\n%s", mode, code, errOut, out)
+		}
+	}
 
 	for _, tc := range []struct {
 		args     []string

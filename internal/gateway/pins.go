@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/mcpgw/mcpgw/internal/config"
@@ -10,29 +11,33 @@ import (
 )
 
 // openPins opens the tool pin database under state_dir when a server of
-// cfg has pin_tools and it is not open yet, and gives it to the session
-// layer. Open calls it, and Reload before the new servers exist.
+// cfg has pin_tools and it is not open yet, gives it to the session
+// layer, and records there which servers are pinned how (for `mcpgw
+// tools list`). Open calls it, and Reload before the new servers exist.
 func (g *Gateway) openPins(ctx context.Context, cfg *config.Config) error {
 	g.pinsMu.Lock()
 	defer g.pinsMu.Unlock()
-	if g.pins != nil {
-		return nil
-	}
-	var pinning []string
+	modes := map[string]string{}
 	for name, s := range cfg.Servers {
 		if s.PinTools == config.PinWarn || s.PinTools == config.PinEnforce {
-			pinning = append(pinning, name)
+			modes[name] = s.PinTools
 		}
 	}
-	if len(pinning) == 0 {
-		return nil
+	if g.pins == nil {
+		if len(modes) == 0 {
+			return nil
+		}
+		st, err := pins.Open(ctx, cfg.StateDir, g.log)
+		if err != nil {
+			return fmt.Errorf("tool pinning (pin_tools of %v): %w", slices.Sorted(maps.Keys(modes)), err)
+		}
+		g.pins = st
+		g.mgr.UsePins(st)
 	}
-	st, err := pins.Open(ctx, cfg.StateDir, g.log)
-	if err != nil {
-		return fmt.Errorf("tool pinning (pin_tools of %v): %w", slices.Sorted(slices.Values(pinning)), err)
+	if err := g.pins.SetModes(ctx, modes); err != nil {
+		// Only `mcpgw tools list` reads the modes: pinning itself works.
+		g.log.Warn("tool pins: could not record which servers are pinned; mcpgw tools list may show a held change as changed", "error", err.Error())
 	}
-	g.pins = st
-	g.mgr.UsePins(st)
 	return nil
 }
 

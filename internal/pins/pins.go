@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS pins (
 	seen TEXT NOT NULL, seen_def BLOB NOT NULL,
 	first_seen INTEGER NOT NULL, changed INTEGER NOT NULL,
 	PRIMARY KEY (server, tool));
+CREATE TABLE IF NOT EXISTS modes (server TEXT PRIMARY KEY, mode TEXT NOT NULL);
 `
 
 // queueSize bounds the observations waiting to be written. One that does
@@ -49,6 +50,10 @@ type Pin struct {
 	Approved, Seen       string
 	ApprovedDef, SeenDef []byte
 	FirstSeen, Changed   time.Time
+	// Mode is the server's pin_tools as the gateway last declared it
+	// (SetModes): "warn", "enforce", or "" when no gateway using this
+	// database pins the server's tools now. List fills it in.
+	Mode string
 }
 
 // Pending reports whether the definition last seen is not the approved
@@ -147,9 +152,34 @@ func (s *Store) write(ctx context.Context, p Pin) error {
 	return err
 }
 
+// SetModes records the pin_tools mode of each server the gateway pins
+// (server name to "warn" or "enforce"), replacing what was recorded
+// before, so that `mcpgw tools list` can tell a change that is only
+// logged from one that is held for approval. The gateway calls it when it
+// starts and at each reload.
+func (s *Store) SetModes(ctx context.Context, modes map[string]string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("recording the pinned servers: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM modes`); err != nil {
+		return fmt.Errorf("recording the pinned servers: %w", err)
+	}
+	for server, mode := range modes {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO modes (server, mode) VALUES (?, ?)`, server, mode); err != nil {
+			return fmt.Errorf("recording the pinned servers: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("recording the pinned servers: %w", err)
+	}
+	return nil
+}
+
 // Load returns the pins of server by tool name.
 func (s *Store) Load(ctx context.Context, server string) (map[string]*Pin, error) {
-	list, err := s.query(ctx, `WHERE server = ?`, server)
+	list, err := s.query(ctx, `WHERE p.server = ?`, server)
 	if err != nil {
 		return nil, err
 	}
@@ -162,11 +192,12 @@ func (s *Store) Load(ctx context.Context, server string) (map[string]*Pin, error
 
 // List returns every pin, by server and tool.
 func (s *Store) List(ctx context.Context) ([]*Pin, error) {
-	return s.query(ctx, `ORDER BY server, tool`)
+	return s.query(ctx, `ORDER BY p.server, p.tool`)
 }
 
 func (s *Store) query(ctx context.Context, where string, args ...any) ([]*Pin, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT server, tool, approved, approved_def, seen, seen_def, first_seen, changed FROM pins `+where, args...)
+	rows, err := s.db.QueryContext(ctx, `SELECT p.server, p.tool, p.approved, p.approved_def, p.seen, p.seen_def, p.first_seen, p.changed,
+		COALESCE(m.mode, '') FROM pins p LEFT JOIN modes m ON m.server = p.server `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading tool pins: %w", err)
 	}
@@ -175,7 +206,7 @@ func (s *Store) query(ctx context.Context, where string, args ...any) ([]*Pin, e
 	for rows.Next() {
 		var p Pin
 		var first, changed int64
-		if err := rows.Scan(&p.Server, &p.Tool, &p.Approved, &p.ApprovedDef, &p.Seen, &p.SeenDef, &first, &changed); err != nil {
+		if err := rows.Scan(&p.Server, &p.Tool, &p.Approved, &p.ApprovedDef, &p.Seen, &p.SeenDef, &first, &changed, &p.Mode); err != nil {
 			return nil, fmt.Errorf("reading tool pins: %w", err)
 		}
 		p.FirstSeen, p.Changed = time.Unix(0, first), time.Unix(0, changed)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"testing"
+	"time"
 )
 
 func TestRecordApprove(t *testing.T) {
@@ -51,6 +52,51 @@ func TestRecordApprove(t *testing.T) {
 	}
 	if len(list) != 2 || list[0].Server != "other" || list[1].Server != "s" || list[1].Pending() || list[1].Approved != "d2" {
 		t.Fatalf("List = %+v", list)
+	}
+}
+
+// TestSetModes: the modes a gateway declares are what List reports, and a
+// later declaration replaces the earlier one whole.
+func TestSetModes(t *testing.T) {
+	st, err := Open(t.Context(), t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	st.Record(Pin{Server: "a", Tool: "t", Approved: "1", Seen: "1"})
+	st.Record(Pin{Server: "b", Tool: "t", Approved: "1", Seen: "1"})
+	modes := func() map[string]string {
+		t.Helper()
+		list, err := st.List(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, p := range list {
+			out[p.Server] = p.Mode
+		}
+		return out
+	}
+	for i := 0; len(modes()) < 2; i++ { // Record writes in the background
+		if i == 1000 {
+			t.Fatal("the pins were never written")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := modes(); got["a"] != "" || got["b"] != "" {
+		t.Errorf("modes before any declaration = %v", got)
+	}
+	if err := st.SetModes(t.Context(), map[string]string{"a": "enforce", "b": "warn"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := modes(); got["a"] != "enforce" || got["b"] != "warn" {
+		t.Errorf("modes = %v, want a enforce, b warn", got)
+	}
+	if err := st.SetModes(t.Context(), map[string]string{"b": "enforce"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := modes(); got["a"] != "" || got["b"] != "enforce" {
+		t.Errorf("modes after the second declaration = %v, want a none, b enforce", got)
 	}
 }
 

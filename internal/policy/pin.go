@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,9 +28,9 @@ type PinStore interface {
 	Record(p pins.Pin)
 }
 
-// pinRefresh is how often the pins are read back from the store, so that
+// PinRefresh is how often the pins are read back from the store, so that
 // an approval by `mcpgw tools approve` takes effect.
-const pinRefresh = time.Second
+const PinRefresh = time.Second
 
 // pinner is a Guard's view of its server's pins: the store's, plus what
 // was seen since the last refresh.
@@ -39,6 +41,11 @@ type pinner struct {
 	store  PinStore
 	pins   map[string]*pins.Pin // by tool name; entries are replaced, never changed
 	loaded time.Time            // of the last refresh; zero: never
+
+	// held and watched are PinsChanged's memory: the tools it last saw
+	// waiting for approval, and whether it was called before.
+	held    string
+	watched bool
 }
 
 // UsePins makes the Guard's pins persist in store (nil: in memory only,
@@ -54,12 +61,12 @@ func (g *Guard) UsePins(store PinStore) {
 }
 
 // refresh reads the pins back from the store when they are older than
-// pinRefresh. It runs on the request path (not the backend's reader), and
+// PinRefresh. It runs on the request path (not the backend's reader), and
 // keeps the pins it has when the store cannot be read.
 func (g *Guard) refreshPins() {
 	pn := g.pin
 	pn.mu.Lock()
-	store, due := pn.store, time.Since(pn.loaded) >= pinRefresh
+	store, due := pn.store, time.Since(pn.loaded) >= PinRefresh
 	if due {
 		pn.loaded = time.Now() // one refresh at a time
 	}
@@ -86,6 +93,37 @@ func (g *Guard) refreshPins() {
 	}
 	pn.pins = loaded
 	pn.mu.Unlock()
+}
+
+// EnforcesPins reports whether the Guard hides a changed tool until an
+// operator approves it (pin_tools: enforce).
+func (g *Guard) EnforcesPins() bool { return g != nil && g.pin != nil && g.pin.mode == PinEnforce }
+
+// PinsChanged reads the pins back from the store when they are due (at
+// most once per PinRefresh) and reports whether the set of tools waiting
+// for approval changed since its previous call: an operator approved one,
+// or some client's list showed a changed definition. Its first call only
+// takes note. The gateway calls it periodically, from one goroutine, to
+// tell clients that the tools they may use changed.
+func (g *Guard) PinsChanged() bool {
+	if g == nil || g.pin == nil {
+		return false
+	}
+	g.refreshPins()
+	pn := g.pin
+	pn.mu.Lock()
+	defer pn.mu.Unlock()
+	var held []string
+	for name, p := range pn.pins {
+		if p.Pending() {
+			held = append(held, name)
+		}
+	}
+	slices.Sort(held)
+	key := strings.Join(held, "\x00")
+	changed := pn.watched && key != pn.held
+	pn.held, pn.watched = key, true
+	return changed
 }
 
 // pinUnwritten is how long an observation may wait to be written.

@@ -157,7 +157,10 @@ func (p *proc) discoverResult() (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	return deliverable(res, p.daemon, p.daemon && p.era == eraLegacy)
+	if res, err = deliverable(res, p.daemon, p.daemon && p.era == eraLegacy); err == nil && p.daemon {
+		res = p.srv.declareListChanged(res)
+	}
+	return res, err
 }
 
 // deliverable removes from a DiscoverResult's capabilities what the

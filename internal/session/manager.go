@@ -148,6 +148,7 @@ func (m *Manager) Open() {
 	m.opened = true
 	tick := m.janitorTick()
 	m.wg.Go(func() { m.janitor(tick) })
+	m.wg.Go(m.watchPins)
 }
 
 // Server returns the named server, or nil.

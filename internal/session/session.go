@@ -236,6 +236,7 @@ func (srv *Server) Initialize(ctx context.Context, caller Caller, req *jsonrpc.M
 		return nil, nil, err
 	}
 	s.protocolVersion = version
+	resp.Result = srv.declareListChanged(resp.Result)
 	if err := m.add(s); err != nil {
 		s.close(errShutdown)
 		return nil, nil, err
@@ -332,7 +333,7 @@ func (srv *Server) initializeDaemon(ctx context.Context, caller Caller, req *jso
 	m.log.Info("session started", "tool", srv.Name, "runtime", srv.cfg.Runtime, "session_id", s.id,
 		"process", p.b.ID(), "mode", srv.cfg.Mode, "protocol_version", version, "client", caller.logName(), "client_info", caller.Client,
 		"startup_ms", time.Since(s.created).Milliseconds())
-	return s, &jsonrpc.Message{Kind: jsonrpc.KindResponse, ID: req.ID, Result: result}, nil
+	return s, &jsonrpc.Message{Kind: jsonrpc.KindResponse, ID: req.ID, Result: srv.declareListChanged(result)}, nil
 }
 
 var (
