@@ -529,6 +529,9 @@ func (m *Manager) janitor(tick time.Duration) {
 				continue
 			}
 			last, busy := s.idleState()
+			if s.agg != nil {
+				busy = busy || s.agg.busy()
+			}
 			to := s.srv.cfg.Timeouts
 			switch {
 			case s.srv.drainOver(now):
@@ -547,7 +550,7 @@ func (m *Manager) janitor(tick time.Duration) {
 				m.log.Info("session idle timeout", "tool", s.srv.Name, "runtime", s.srv.cfg.Runtime,
 					"session_id", s.id, "idle_ms", now.Sub(last).Milliseconds())
 				m.stopAsync(s, errIdle)
-			case !s.daemon && now.Sub(s.pinnedProc().started) >= to.MaxLifetime:
+			case !s.daemon && s.agg == nil && now.Sub(s.pinnedProc().started) >= to.MaxLifetime:
 				// New requests now get 404; in-flight ones finish first, each
 				// bounded by its own request timeout.
 				if s.expire() {

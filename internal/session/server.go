@@ -2,6 +2,8 @@ package session
 
 import (
 	"fmt"
+	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/mcpgw/mcpgw/internal/config"
@@ -48,6 +50,11 @@ type Server struct {
 	// (reload.go). Zero for a current server.
 	drainBy atomic.Int64
 	removed atomic.Bool // the reload removed the server altogether
+
+	// An aggregate's members that failed in one of its sessions and are
+	// not back yet, with why (aggregate.go), for readiness.
+	aggMu   sync.Mutex
+	aggDown map[string]string
 }
 
 func newServer(m *Manager, name string, cfg *config.Server) *Server {
@@ -67,6 +74,10 @@ func (s *Server) Config() *config.Server { return s.cfg }
 
 // Failing reports a daemon server in crash-loop back-off, for readiness.
 func (s *Server) Failing() (bool, string) {
+	if s.agg() != nil {
+		down := s.MembersDown()
+		return len(down) > 0, strings.Join(down, "; ")
+	}
 	if s.pool == nil {
 		return false, ""
 	}

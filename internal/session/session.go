@@ -57,6 +57,13 @@ type Session struct {
 	closeErr  error
 
 	resume resumeState // resumable streams (resume.go)
+
+	// agg is set for a session of an aggregate (aggregate.go), which has
+	// no process of its own.
+	agg *aggSession
+	// instructions are the server's initialize instructions, kept for a
+	// member session of an aggregate.
+	instructions string
 }
 
 var _ owner = (*Session)(nil)
@@ -195,6 +202,9 @@ func (srv *Server) Initialize(ctx context.Context, caller Caller, req *jsonrpc.M
 	if err := m.roomForSession(); err != nil {
 		srv.rejected("session_limit")
 		return nil, nil, err
+	}
+	if srv.agg() != nil {
+		return srv.initializeAggregate(ctx, caller, req)
 	}
 	if srv.pool != nil {
 		return srv.initializeDaemon(ctx, caller, req)
@@ -400,6 +410,10 @@ func (s *Session) Begin(ctx context.Context, req *jsonrpc.Message, sink *Sink) e
 	if req.Method == "initialize" {
 		return errBadRequest("this session is already initialized; start a new session without Mcp-Session-Id")
 	}
+	if s.agg != nil {
+		s.touch()
+		return s.agg.begin(ctx, req, sink)
+	}
 	key := jsonrpc.IDKey(req.ID)
 	s.mu.Lock()
 	_, dup := s.inflight[key]
@@ -477,6 +491,9 @@ func (s *Session) Deliver(ctx context.Context, m *jsonrpc.Message) error {
 		return errSessionGone()
 	}
 	s.touch()
+	if s.agg != nil {
+		return s.agg.deliver(ctx, m)
+	}
 	switch {
 	case m.Kind == jsonrpc.KindResponse:
 		key := jsonrpc.IDKey(m.ID)
@@ -826,6 +843,11 @@ func (s *Session) abandon(why error) {
 func (s *Session) close(why error) {
 	s.markGone()
 	s.closeOnce.Do(func() { s.closeErr = why })
+	if s.agg != nil {
+		s.agg.close(why)
+		s.finish()
+		return
+	}
 	if !s.daemon {
 		if p := s.pinnedProc(); p != nil && p.b != nil {
 			p.b.End(why) // the log and the failed requests say why

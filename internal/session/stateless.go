@@ -60,6 +60,9 @@ func (srv *Server) Stateless(ctx context.Context, caller Caller, req *jsonrpc.Me
 	if srv.m.Draining() {
 		return nil, errDraining()
 	}
+	if srv.agg() != nil {
+		return srv.statelessAggregate(ctx, caller, req, meta, sink)
+	}
 	c := &Call{
 		base:   newBase(srv, "", caller),
 		caps:   capsOf(meta.ClientCapabilities),

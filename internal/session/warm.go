@@ -201,6 +201,9 @@ var errReclaimedWarm = stopped("reclaimed: the process limit was reached and it 
 // warm process in launcher mode (which the caller's next request then
 // reuses), else as Discover.
 func (srv *Server) DiscoverFor(ctx context.Context, caller Caller, meta *modern.Meta) (json.RawMessage, error) {
+	if srv.agg() != nil {
+		return srv.discoverAggregate(ctx, caller, meta)
+	}
 	if !srv.reuses() {
 		return srv.Discover(ctx)
 	}
