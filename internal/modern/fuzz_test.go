@@ -89,6 +89,12 @@ func FuzzValidate(f *testing.F) {
 					t.Errorf("accepted Mcp-Name %q for %s params %s", hName, method, params)
 				}
 			}
+			// What Validate parsed gives StripMeta's answer.
+			want, werr := StripMeta(msg.Params)
+			got, gerr := m.StripMeta(msg.Params)
+			if !bytes.Equal(got, want) || (gerr == nil) != (werr == nil) {
+				t.Errorf("Meta.StripMeta(%s) = %s, %v; StripMeta says %s, %v", params, got, gerr, want, werr)
+			}
 			return
 		}
 		if m != nil {

@@ -28,23 +28,33 @@ type object []member
 // parseObject splits raw into its members. It fails if raw is not exactly
 // one JSON object (whitespace around it allowed) or names a member twice.
 //
-// It validates raw with json.Valid and then slices the members out with a
-// scanner that may rely on that validity (no token allocations: this runs
-// on every modern request); parseObjectDecoder is the reference it is
-// tested against.
+// It validates raw with jsonscan.Valid (encoding/json's verdict) and then
+// slices the members out with a scanner that may rely on that validity (no
+// token allocations: this runs on every modern request);
+// parseObjectDecoder is the reference it is tested against.
 func parseObject(raw []byte) (object, error) {
-	if !json.Valid(raw) {
+	if !jsonscan.Valid(raw) {
 		return parseObjectDecoder(raw) // for encoding/json's own error
 	}
+	return parseValidObject(raw)
+}
+
+// parseValidObject is parseObject for raw already validated, such as a
+// member value of an object parseObject returned: a value of valid JSON
+// is valid JSON.
+func parseValidObject(raw []byte) (object, error) {
 	i := jsonscan.SkipSpace(raw, 0)
+	if i == len(raw) {
+		return parseObjectDecoder(raw) // not a value at all: encoding/json's error
+	}
 	if raw[i] != '{' {
 		return nil, errNotObject
 	}
 	i = jsonscan.SkipSpace(raw, i+1)
-	var o object
 	if raw[i] == '}' {
-		return o, nil
+		return nil, nil
 	}
+	o := make(object, 0, 8) // one allocation for the usual few members
 	for {
 		end, _ := jsonscan.StringEnd(raw, i)
 		key, err := decodeKey(raw[i:end])

@@ -3,6 +3,7 @@ package modern
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -34,10 +35,26 @@ func StripMeta(params json.RawMessage) (json.RawMessage, error) {
 	if i < 0 {
 		return params, nil
 	}
-	meta, err := parseObject(o[i].value)
+	meta, err := parseValidObject(o[i].value) // a member of the validated params
 	if err != nil {
 		return nil, fmt.Errorf("params._meta: %w", err)
 	}
+	return stripParsed(params, o, i, meta), nil
+}
+
+// StripMeta is StripMeta(params) for the params of the request m was
+// validated from: it reuses what Validate parsed (the hot path parses a
+// modern request's params once). Other params go to StripMeta.
+func (m *Meta) StripMeta(params json.RawMessage) (json.RawMessage, error) {
+	if m == nil || m.params == nil || len(params) != len(m.params) || len(params) == 0 || &params[0] != &m.params[0] {
+		return StripMeta(params)
+	}
+	return stripParsed(params, m.paramsObj, m.paramsObj.index("_meta"), m.metaObj), nil
+}
+
+// stripParsed is StripMeta's result for params, parsed as o, whose member i
+// is _meta, parsed as meta. It does not modify o or meta.
+func stripParsed(params json.RawMessage, o object, i int, meta object) json.RawMessage {
 	kept := meta[:0:0]
 	for _, m := range meta {
 		if !strings.HasPrefix(m.key, metaPrefix) {
@@ -46,13 +63,14 @@ func StripMeta(params json.RawMessage) (json.RawMessage, error) {
 	}
 	switch {
 	case len(kept) == len(meta):
-		return params, nil
+		return params
 	case len(kept) == 0:
 		o = append(o[:i:i], o[i+1:]...)
 	default:
+		o = slices.Clone(o)
 		o[i].value = kept.encode()
 	}
-	return o.encode(), nil
+	return o.encode()
 }
 
 // CompleteResult shapes a session-era server's result for a modern client:
@@ -86,7 +104,7 @@ func CompleteResult(result, serverInfo json.RawMessage, cacheable bool) (json.Ra
 	if serverInfo != nil {
 		var meta object
 		if raw := o.get("_meta"); raw != nil && kind(raw) != 'n' {
-			if meta, err = parseObject(raw); err != nil {
+			if meta, err = parseValidObject(raw); err != nil { // a member of the validated result
 				return nil, fmt.Errorf("result._meta: %w", err)
 			}
 		}

@@ -3,9 +3,11 @@ package modern
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/mcpgw/mcpgw/internal/jsonrpc"
 )
 
 // jsonEqual compares two JSON texts semantically.
@@ -68,6 +70,37 @@ func TestStripMeta(t *testing.T) {
 				t.Errorf("got  %s\nwant %s", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestMetaStripMeta: the StripMeta of a validated request reuses what
+// Validate parsed and gives StripMeta's answer, also a second time; for
+// other params it is StripMeta.
+func TestMetaStripMeta(t *testing.T) {
+	h := http.Header{"Mcp-Protocol-Version": {Version}, "Mcp-Method": {"tools/list"}}
+	for _, params := range []string{
+		`{` + okMeta + `}`,
+		`{"cursor":"c",` + okMeta + `}`,
+		`{"_meta":{"progressToken":1,"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}},"x":[1]}`,
+	} {
+		msg := &jsonrpc.Message{Kind: jsonrpc.KindRequest, ID: json.RawMessage(`1`), Method: "tools/list", Params: json.RawMessage(params)}
+		m, p := Validate(h, msg, []string{Version}, []string{Version})
+		if p != nil {
+			t.Fatalf("Validate(%s): %+v", params, p)
+		}
+		want, err := StripMeta(msg.Params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if got, err := m.StripMeta(msg.Params); err != nil || string(got) != string(want) {
+				t.Errorf("Meta.StripMeta(%s) = %s, %v; want %s", params, got, err, want)
+			}
+		}
+		other := json.RawMessage(`{"a":1,"_meta":{"io.modelcontextprotocol/x":1,"k":2}}`)
+		if got, err := m.StripMeta(other); err != nil || string(got) != `{"a":1,"_meta":{"k":2}}` {
+			t.Errorf("Meta.StripMeta of other params = %s, %v", got, err)
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/mcpgw/mcpgw/internal/problem"
 
 	"github.com/mcpgw/mcpgw/internal/jsonrpc"
+	"github.com/mcpgw/mcpgw/internal/jsonscan"
 )
 
 // Request header names (streamable-http.mdx, "Request Metadata"). They are
@@ -28,6 +29,12 @@ type Meta struct {
 	ClientInfo         json.RawMessage // may be nil
 	ClientCapabilities json.RawMessage // JSON object, required
 	LogLevel           string          // may be ""
+
+	// What Validate parsed, for StripMeta: the request's params, as
+	// parsed, and its _meta.
+	params    json.RawMessage
+	paramsObj object
+	metaObj   object
 }
 
 // A validation failure is a *problem.Error of kind problem.BadRequest
@@ -127,11 +134,11 @@ func Validate(h map[string][]string, msg *jsonrpc.Message, supported, allVersion
 	if metaRaw == nil {
 		return nil, invalid("missing required params._meta (with %s and %s)", MetaProtocolVersion, MetaClientCapabilities)
 	}
-	meta, err := parseObject(metaRaw)
+	meta, err := parseValidObject(metaRaw) // a member of the validated params
 	if err != nil {
 		return nil, invalid("params._meta: %s", bare(err.Error()))
 	}
-	m := &Meta{}
+	m := &Meta{params: msg.Params, paramsObj: params, metaObj: meta}
 	pv := meta.get(MetaProtocolVersion)
 	if pv == nil {
 		return nil, invalid("missing required _meta field %s", MetaProtocolVersion)
@@ -296,9 +303,29 @@ func stringValue(v json.RawMessage) (string, bool) {
 	if kind(v) != '"' {
 		return "", false
 	}
+	if v[0] == '"' {
+		// Without escapes or non-ASCII bytes its contents are its value
+		// (hot path); anything else, encoding/json decodes.
+		if end, plain := jsonscan.StringEnd(v, 0); plain && end == len(v) && validPlain(v[1:end-1]) {
+			return string(v[1 : end-1]), true
+		}
+	}
 	var s string
 	if err := json.Unmarshal(v, &s); err != nil {
 		return "", false
 	}
 	return s, true
+}
+
+// validPlain reports whether the contents of a string literal without
+// escapes or non-ASCII bytes hold no control character, which JSON forbids
+// there: with one, the literal is not valid and stringValue leaves the
+// verdict to encoding/json.
+func validPlain(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 {
+			return false
+		}
+	}
+	return true
 }

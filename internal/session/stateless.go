@@ -88,7 +88,7 @@ func (srv *Server) Stateless(ctx context.Context, caller Caller, req *jsonrpc.Me
 	c.proc = p
 	fwd := *req
 	if p.era == eraLegacy {
-		params, err := modern.StripMeta(req.Params)
+		params, err := meta.StripMeta(req.Params) // reuses what Validate parsed
 		if err != nil {
 			c.End()
 			return nil, errInvalidParams("invalid params: " + err.Error())
