@@ -13,6 +13,10 @@
 //                directory it serves, which holds hello.txt and sub/
 //   demo         mcpgw's own demo server (Go SDK): tools/list, echo
 //   rejections   status codes of requests the gateway must refuse
+//   resume       server-everything: the POST stream of a tool call with
+//                progress is cut after its priming event and first
+//                progress notification (as a proxy would cut it); the SDK
+//                resumes it with a GET carrying Last-Event-ID
 //
 // Exit status: 0 when the JSON was written (whatever it says), 2 on usage
 // errors, 1 when the script itself broke.
@@ -24,7 +28,7 @@ import { CreateMessageRequestSchema, LATEST_PROTOCOL_VERSION } from "@modelconte
 
 const [transportName, url, scenario, arg] = process.argv.slice(2);
 if (!["streamable", "sse"].includes(transportName) || !url || !scenario) {
-  console.error("usage: node client.mjs <streamable|sse> <URL> <everything|filesystem|demo|rejections> [arg]");
+  console.error("usage: node client.mjs <streamable|sse> <URL> <everything|filesystem|demo|rejections|resume> [arg]");
   process.exit(2);
 }
 
@@ -186,8 +190,96 @@ async function rejections(out) {
   await step(out, "unknownSSESession", () => raw("POST", url + "/message?sessionId=nope", json, init));
 }
 
+// resume: the transport's fetch cuts the first POST response that is an
+// SSE stream and carries a tools/call after two events, failing the read
+// as a dropped connection does; everything else passes through. out
+// records what went over the wire: the cut, the GETs with Last-Event-ID,
+// every response to the call's id the transport delivered (counted over
+// the call and a while after it), and the progress notifications.
+async function resume(out) {
+  const wire = { cut: null, resumes: [], responses: 0, progress: [], errors: [] };
+  out.wire = wire;
+  let callId = null;
+  const cutAfterEvents = (body, n) => {
+    const reader = body.getReader();
+    let tail = "";
+    const decoder = new TextDecoder();
+    return new ReadableStream({
+      async pull(controller) {
+        const { value, done } = await reader.read();
+        if (done) {
+          controller.close();
+          return;
+        }
+        // Pass bytes through up to the end of the n-th event, then fail.
+        const text = decoder.decode(value, { stream: true });
+        let passed = 0;
+        for (let i = 0; i < text.length; i++) {
+          tail = (tail + text[i]).slice(-2);
+          if (tail === "\n\n" && --n === 0) {
+            passed = i + 1;
+            break;
+          }
+        }
+        if (n > 0) {
+          controller.enqueue(new TextEncoder().encode(text));
+          return;
+        }
+        controller.enqueue(new TextEncoder().encode(text.slice(0, passed)));
+        wire.cut = { afterEvents: 2 };
+        reader.cancel().catch(() => {});
+        controller.error(new TypeError("terminated: the interop test cut the stream"));
+      },
+    });
+  };
+  const cuttingFetch = async (input, init) => {
+    const method = init?.method ?? "GET";
+    const headers = new Headers(init?.headers);
+    if (method === "GET" && headers.get("last-event-id")) {
+      wire.resumes.push(headers.get("last-event-id"));
+    }
+    const resp = await fetch(input, init);
+    const isCall = method === "POST" && typeof init?.body === "string" && init.body.includes('"tools/call"');
+    if (isCall && wire.cut === null && resp.headers.get("content-type")?.startsWith("text/event-stream")) {
+      return new Response(cutAfterEvents(resp.body, 2), { status: resp.status, headers: resp.headers });
+    }
+    return resp;
+  };
+  const client = new Client({ name: "mcpgw-interop-ts", version: "1.0.0" }, { capabilities: {} });
+  const transport = new StreamableHTTPClientTransport(new URL(url), { fetch: cuttingFetch });
+  await client.connect(transport);
+  out.protocolVersion = transport.protocolVersion ?? null;
+  const send = transport.send.bind(transport);
+  transport.send = (message, options) => {
+    if (message.method === "tools/call") callId = message.id;
+    return send(message, options);
+  };
+  const onmessage = transport.onmessage;
+  transport.onmessage = (m, extra) => {
+    if (m.method === "notifications/progress") wire.progress.push(m.params.progress);
+    if (callId !== null && m.id === callId && (m.result || m.error)) wire.responses++;
+    onmessage(m, extra);
+  };
+  const onerror = transport.onerror;
+  transport.onerror = (err) => {
+    wire.errors.push(String(err?.message ?? err));
+    onerror?.(err);
+  };
+  await step(out, "call", async () => {
+    const r = await client.callTool(
+      { name: "trigger-long-running-operation", arguments: { duration: 2, steps: 4 } },
+      undefined,
+      { onprogress: () => {}, timeout: 30000 },
+    );
+    return texts(r);
+  });
+  // A response delivered twice would arrive after the first: wait for it.
+  await new Promise((r) => setTimeout(r, 1500));
+  await client.close();
+}
+
 const out = { transport: transportName, scenario };
-const scenarios = { everything, filesystem, demo, rejections };
+const scenarios = { everything, filesystem, demo, rejections, resume };
 try {
   if (!scenarios[scenario]) throw new Error(`unknown scenario ${scenario}`);
   await scenarios[scenario](out);

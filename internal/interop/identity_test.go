@@ -211,3 +211,37 @@ func TestLauncherIsolationRequest(t *testing.T) {
 		t.Errorf("isolation: request kept %d processes for alice", n)
 	}
 }
+
+// TestLauncherProcessPerIdentityTypeScript: the same rule with the
+// TypeScript SDK v2 client alone (2026-07-28): alice's discover and five
+// calls run on one process; bob's on another, never one of hers; alice's
+// next client run (same clientInfo) reuses her warm process.
+func TestLauncherProcessPerIdentityTypeScript(t *testing.T) {
+	f := identityFixture(t)
+	run := func(token, who string) {
+		t.Helper()
+		out := runNodeEnv(t, f, []string{"MCPGW_INTEROP_TOKEN=" + token}, f.node.client2, "auto", f.url("ev"), "echoes")
+		if v := field[string](t, out, "protocolVersion"); v != "2026-07-28" {
+			t.Fatalf("%s's TypeScript client negotiated %q", who, v)
+		}
+		if echoes := field[[][]string](t, out, "echoes"); len(echoes) != 5 || echoes[4][0] != "Echo: ts2 4" {
+			t.Fatalf("%s's echoes = %q", who, echoes)
+		}
+	}
+	run(aliceToken, "alice")
+	procs := everythingChildren(t)
+	alice := startsFor(f, "ev", "alice")
+	if len(procs) != 1 || len(alice) != 1 {
+		t.Fatalf("after alice's discover and 5 calls: processes %v, her starts %v; want one", procs, alice)
+	}
+	run(bobToken, "bob")
+	procs = everythingChildren(t)
+	bob := startsFor(f, "ev", "bob")
+	if len(procs) != 2 || len(bob) != 1 || bob[0] == alice[0] {
+		t.Fatalf("after bob's calls: processes %v, alice's %v, bob's %v; want one each, distinct", procs, alice, bob)
+	}
+	run(aliceToken, "alice")
+	if got, n := startsFor(f, "ev", "alice"), len(everythingChildren(t)); len(got) != 1 || n != 2 {
+		t.Errorf("alice's second client run: her starts %v, %d processes; want her first process reused", got, n)
+	}
+}
