@@ -15,15 +15,16 @@ func TestParseAggregate(t *testing.T) {
     prefix: conflicts
     separator: "-"
     on_member_error: fail
+    page_size: 7
     allow: []
   every:
     aggregate: "*"
 `, nil)
-	want := &Aggregate{Members: []string{"github", "fs"}, Prefix: PrefixConflicts, Separator: "-", OnMemberError: MemberErrorFail}
+	want := &Aggregate{Members: []string{"github", "fs"}, Prefix: PrefixConflicts, Separator: "-", OnMemberError: MemberErrorFail, PageSize: 7}
 	if diff := cmp.Diff(want, c.Servers["all"].Aggregate); diff != "" {
 		t.Errorf("all (-want +got):\n%s", diff)
 	}
-	want = &Aggregate{Members: []string{"fs", "github"}, All: true, Prefix: PrefixAlways, Separator: "__", OnMemberError: MemberErrorSkip}
+	want = &Aggregate{Members: []string{"fs", "github"}, All: true, Prefix: PrefixAlways, Separator: "__", OnMemberError: MemberErrorSkip, PageSize: 100}
 	if diff := cmp.Diff(want, c.Servers["every"].Aggregate); diff != "" {
 		t.Errorf("every (-want +got):\n%s", diff)
 	}
@@ -68,6 +69,8 @@ func TestParseAggregateProblems(t *testing.T) {
 			[]string{`servers.all.on_member_error: must be one of skip, fail (got "ignore") (line 7)`}},
 		{"prefix without aggregate", "    command: [z]\n    prefix: always\n",
 			[]string{`servers.all.prefix: applies to aggregates only (servers with aggregate: [...]); add aggregate or remove prefix (line 7)`}},
+		{"page_size too big", "    aggregate: [fs]\n    page_size: 5000\n",
+			[]string{`servers.all.page_size: must be between 1 and 1000 (line 7)`}},
 		{"command missing is fine", "    aggregate: [fs, github]\n", nil},
 	}
 	for _, tc := range tests {

@@ -207,6 +207,7 @@ func (d *decoder) servers(path string, n *yaml.Node, c *Config) {
 			"prefix":                   d.keep(agg, &agg.prefix),
 			"separator":                d.keep(agg, &agg.separator),
 			"on_member_error":          d.keep(agg, &agg.onMemberError),
+			"page_size":                d.pageSize(agg),
 		}, reservedServerKeys)
 	}
 }

@@ -13,6 +13,17 @@ type aggregateKeys struct {
 	prefix, separator, onMemberError    string
 	prefixAt, separatorAt, onMemberAt   *yaml.Node
 	prefixSet, separatorSet, onErrorSet bool
+	pageSize                            int
+	pageSizeAt                          *yaml.Node
+}
+
+// pageSize decodes page_size, an aggregate-only key.
+func (d *decoder) pageSize(agg *aggregateKeys) field {
+	in := d.integer(&agg.pageSize)
+	return func(path string, n *yaml.Node) {
+		agg.pageSizeAt = n
+		in(path, n)
+	}
 }
 
 // members decodes aggregate: a list of server names, or "*".
@@ -67,14 +78,18 @@ func (d *decoder) aggregate(path string, s *Server, agg *aggregateKeys) {
 			set  bool
 			key  string
 			node *yaml.Node
-		}{{agg.prefixSet, "prefix", agg.prefixAt}, {agg.separatorSet, "separator", agg.separatorAt}, {agg.onErrorSet, "on_member_error", agg.onMemberAt}} {
+		}{{agg.prefixSet, "prefix", agg.prefixAt}, {agg.separatorSet, "separator", agg.separatorAt}, {agg.onErrorSet, "on_member_error", agg.onMemberAt}, {agg.pageSizeAt != nil, "page_size", agg.pageSizeAt}} {
 			if k.set {
 				d.addf(path+"."+k.key, k.node, "applies to aggregates only (servers with aggregate: [...]); add aggregate or remove %s", k.key)
 			}
 		}
 		return
 	}
-	a := &Aggregate{Members: agg.members, All: agg.all, Prefix: defaultPrefix, Separator: defaultSeparator, OnMemberError: defaultOnMemberError}
+	a := &Aggregate{Members: agg.members, All: agg.all, Prefix: defaultPrefix, Separator: defaultSeparator,
+		OnMemberError: defaultOnMemberError, PageSize: defaultPageSize}
+	if agg.pageSizeAt != nil {
+		a.PageSize = agg.pageSize
+	}
 	if agg.prefixSet {
 		a.Prefix = agg.prefix
 	}

@@ -19,6 +19,9 @@ type Aggregate struct {
 	// aggregate: MemberErrorSkip (default: its items disappear and the
 	// others keep working) or MemberErrorFail (the aggregate fails).
 	OnMemberError string
+	// PageSize is how many items one page of a merged list holds
+	// (default 100).
+	PageSize int
 }
 
 // Prefix modes (Aggregate.Prefix).
@@ -43,6 +46,9 @@ const (
 	defaultPrefix        = PrefixAlways
 	defaultSeparator     = "__"
 	defaultOnMemberError = MemberErrorSkip
+	defaultPageSize      = 100
+	minPageSize          = 1
+	maxPageSize          = 1000
 	// maxSeparator bounds the separator: it is repeated in every name,
 	// which has at most 64 characters.
 	maxSeparator = 8

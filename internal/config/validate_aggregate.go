@@ -84,6 +84,7 @@ func (v *validator) aggregate(path string, s *Server, c *Config) {
 		seen[m] = true
 	}
 	v.oneOf(path+".prefix", a.Prefix, PrefixAlways, PrefixConflicts, PrefixNever)
+	v.intRange(path+".page_size", a.PageSize, minPageSize, maxPageSize)
 	v.oneOf(path+".on_member_error", a.OnMemberError, MemberErrorSkip, MemberErrorFail)
 	switch {
 	case a.Separator == "":

@@ -48,9 +48,6 @@ import (
 // restart loop per crashed member. Each ends when its member session or
 // request does, or when the aggregate session closes.
 
-// aggPageSize is how many items a merged list page holds.
-const aggPageSize = 100
-
 // Bounds of reading one member's list: a member that pages forever, or
 // lists without end, is cut off and logged.
 const (
@@ -686,7 +683,7 @@ func (a *aggSession) list(k aggregate.Kind, req *jsonrpc.Message, sink *Sink, ad
 	}
 	_ = json.Unmarshal(req.Params, &p)
 	cursor := p.Cursor
-	from, to, next, err := aggregate.Page(cursor, len(l.Items), l.Digest, aggPageSize)
+	from, to, next, err := aggregate.Page(cursor, len(l.Items), l.Digest, a.cfg.PageSize)
 	if err != nil {
 		a.reply(sink, jsonrpc.NewError(req.ID, jsonrpc.CodeInvalidParams,
 			"invalid cursor: the list changed since it was given, or it is not one of this gateway's; list again without a cursor", nil), nil)
