@@ -13,6 +13,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/url"
 	"slices"
 	"strconv"
@@ -59,6 +60,9 @@ type Node struct {
 	resolver *net.Resolver
 	tr       *http.Transport
 	client   *http.Client // hello requests
+
+	proxyOnce sync.Once
+	rp        *httputil.ReverseProxy // the hop's; see proxy
 
 	mu          sync.Mutex
 	peers       map[string]*url.URL // replica id → base URL, self excluded
