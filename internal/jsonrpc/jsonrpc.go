@@ -216,8 +216,7 @@ func Encode(m *Message) []byte {
 	}
 	if m.Method != "" {
 		b = append(b, `,"method":`...)
-		q, _ := json.Marshal(m.Method) // a string always marshals
-		b = append(b, q...)
+		b = appendString(b, m.Method)
 	}
 	if m.Params != nil {
 		b = append(b, `,"params":`...)
@@ -232,6 +231,21 @@ func Encode(m *Message) []byte {
 		b = appendRaw(b, m.Error)
 	}
 	return append(b, '}')
+}
+
+// appendString appends s as a JSON string, as json.Marshal writes it. A
+// method name is plain ASCII that needs no escape; only other strings go
+// through encoding/json (hot path: every request forwarded).
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 func appendRaw(b []byte, raw json.RawMessage) []byte {

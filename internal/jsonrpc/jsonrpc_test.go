@@ -164,3 +164,29 @@ func TestMetaProgressToken(t *testing.T) {
 		t.Errorf("SetMetaProgressToken lost or kept the wrong members: %s", out)
 	}
 }
+
+// appendString must write a string exactly as json.Marshal does, for every
+// byte it passes through unescaped and every one it hands on.
+func TestAppendStringAsMarshal(t *testing.T) {
+	cases := []string{"", "tools/call", "notifications/initialized", "a b", `a"b`, `a\b`, "a<b>&c", "é", "\x7f", "\xff", "line\nbreak", "\u2028"}
+	for c := range 256 {
+		cases = append(cases, "x"+string(rune(c))+"y", "x"+string([]byte{byte(c)})+"y")
+	}
+	for _, s := range cases {
+		want, _ := json.Marshal(s)
+		if got := appendString([]byte("prefix"), s); string(got) != "prefix"+string(want) {
+			t.Errorf("appendString(%q) = %s, want prefix%s", s, got, want)
+		}
+	}
+}
+
+func FuzzAppendStringAsMarshal(f *testing.F) {
+	f.Add("tools/call")
+	f.Add("a<\"\\\x00\xff")
+	f.Fuzz(func(t *testing.T, s string) {
+		want, _ := json.Marshal(s)
+		if got := appendString(nil, s); !bytes.Equal(got, want) {
+			t.Errorf("appendString(%q) = %s, want %s", s, got, want)
+		}
+	})
+}
