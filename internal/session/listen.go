@@ -70,6 +70,7 @@ type Listener struct {
 	sink    *Sink
 	started time.Time
 	once    sync.Once
+	onClose func() // an aggregate's: closes its members' subscriptions (aggregate_modern.go)
 }
 
 type listeners struct {
@@ -108,6 +109,16 @@ func (srv *Server) Listen(id json.RawMessage, want Filter) (*Listener, error) {
 			}
 		}
 	}
+	var startPumps func()
+	if srv.agg() != nil {
+		var err error
+		if startPumps, err = srv.listenMembers(l, want); err != nil {
+			m.mu.Lock()
+			m.listening--
+			m.mu.Unlock()
+			return nil, err
+		}
+	}
 	params, _ := json.Marshal(map[string]any{
 		"_meta":         map[string]json.RawMessage{modern.MetaSubscriptionID: id},
 		"notifications": l.ack,
@@ -127,7 +138,10 @@ func (srv *Server) Listen(id json.RawMessage, want Filter) (*Listener, error) {
 		}
 	}
 	ls.mu.Unlock()
-	if len(added) > 0 {
+	if startPumps != nil {
+		startPumps()
+	}
+	if len(added) > 0 && srv.pool != nil {
 		for _, p := range srv.pool.list() {
 			p.subscribeURIs("resources/subscribe", added)
 		}
@@ -168,6 +182,9 @@ func (l *Listener) Close() {
 		m.mu.Lock()
 		m.listening--
 		m.mu.Unlock()
+		if l.onClose != nil {
+			l.onClose()
+		}
 		l.sink.close()
 	})
 }

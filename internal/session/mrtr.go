@@ -229,6 +229,9 @@ func (c *Call) waitingForRetry() bool {
 // id. Errors are *Error (400 -32602 for a state that is unknown, expired,
 // or does not match the retry).
 func (srv *Server) Resume(ctx context.Context, caller Caller, req *jsonrpc.Message, state string, responses json.RawMessage) (*Call, *Sink, error) {
+	if srv.agg() != nil {
+		return srv.resumeAggregate(ctx, caller, req, state, responses)
+	}
 	in := &srv.inputs
 	in.mu.Lock()
 	pk := in.set[state]
@@ -295,5 +298,9 @@ func (in *inputs) clear() {
 }
 
 // StateID returns the id inside a gateway requestState (the part
-// Options.NewID made), and false for a state that is not the gateway's.
-func StateID(state string) (string, bool) { return strings.CutPrefix(state, statePrefix) }
+// Options.NewID made), and false for a state that is not the gateway's. An
+// aggregate's state has the id of its member's inside (aggregate_modern.go).
+func StateID(state string) (string, bool) {
+	id, ok := strings.CutPrefix(state, statePrefix)
+	return aggStateID(id), ok
+}

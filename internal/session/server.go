@@ -55,6 +55,9 @@ type Server struct {
 	// not back yet, with why (aggregate.go), for readiness.
 	aggMu   sync.Mutex
 	aggDown map[string]string
+	// Name collisions of the aggregate's modern lists already logged
+	// (aggregate_modern.go), guarded by aggMu.
+	aggLogged map[string]bool
 }
 
 func newServer(m *Manager, name string, cfg *config.Server) *Server {

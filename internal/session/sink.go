@@ -28,6 +28,11 @@ type Sink struct {
 	paused    bool            // an interim outcome was queued: the current reader stops after it (mrtr.go)
 	interimAt int             // while paused: the index in msgs of that interim outcome
 	finalID   json.RawMessage // when set, the id given to outcomes (a modern request's retry)
+
+	// rewrite, when set, rewrites every message before it is queued (an
+	// aggregate's modern request routed to a member: aggregate_modern.go).
+	// Set before the sink is handed to a producer; it must not block.
+	rewrite func([]byte) []byte
 }
 
 // NewSink returns a sink that holds at most max non-final messages.
@@ -101,6 +106,9 @@ func (s *Sink) expectOne() {
 // push queues a non-final message; it reports false if the sink is closed
 // or full.
 func (s *Sink) push(msg []byte) bool {
+	if s.rewrite != nil {
+		msg = s.rewrite(msg)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -122,6 +130,9 @@ func (s *Sink) push(msg []byte) bool {
 // kind is the problem kind that an error outcome has before streaming, or
 // 0 for a plain response.
 func (s *Sink) final(msg []byte, kind problem.Kind) {
+	if s.rewrite != nil && msg != nil {
+		msg = s.rewrite(msg)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if kind != 0 {
@@ -138,6 +149,9 @@ func (s *Sink) final(msg []byte, kind problem.Kind) {
 // the request: a modern request's InputRequiredResult. The request goes on,
 // and its next response (the client's retry) reads on from this sink.
 func (s *Sink) interim(msg []byte) {
+	if s.rewrite != nil {
+		msg = s.rewrite(msg)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.msgs = append(s.msgs, s.withFinalID(msg))
