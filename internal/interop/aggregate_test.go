@@ -144,11 +144,12 @@ func listAll(t *testing.T, cs *mcp.ClientSession) map[string][]string {
 }
 
 // TestAggregateGoSDK: an aggregate of the four servers, in launcher and
-// daemon mode, over Streamable HTTP (session era) and HTTP+SSE, with the Go
-// SDK client: every member's tools and prompts listed under its prefix and
+// daemon mode, over Streamable HTTP (session era and 2026-07-28) and
+// HTTP+SSE, with the Go SDK client: every member's tools and prompts listed under its prefix and
 // every resource and template under its own URI, across pages; a call to
 // each member; a prompt and a templated resource; progress and sampling
-// through the aggregate.
+// through the aggregate (in 2026-07-28, sampling is an input_required round
+// whose retry reaches the same member).
 func TestAggregateGoSDK(t *testing.T) {
 	t.Parallel()
 	f := newAggregateFixture(t)
@@ -159,7 +160,7 @@ func TestAggregateGoSDK(t *testing.T) {
 		{"all", "launcher", []string{"ev", "fs", "memory", "demo"}},
 		{"alld", "daemon", []string{"evd", "fsd", "memoryd", "demod"}},
 	} {
-		for _, transport := range []string{"streamable-2025-11-25", "sse"} {
+		for _, transport := range []string{"streamable-2025-11-25", "sse", "streamable"} {
 			t.Run(agg.mode+"/"+transport, func(t *testing.T) {
 				sampling := func(_ context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
 					return &mcp.CreateMessageResult{Model: "interop-model", Role: "assistant",
