@@ -256,6 +256,17 @@ func TestAggregateModernListen(t *testing.T) {
 	if m["method"] != "notifications/resources/updated" || m["params"].(map[string]any)["uri"] != "mcpgw:b:test://docs/readme" {
 		t.Fatalf("notification = %v, want the update under the URI the client subscribed", m)
 	}
+	// At most 64 resource URIs per stream, as for any server.
+	var many []string
+	for i := range 70 {
+		many = append(many, fmt.Sprintf("mcpgw:b:file:///%d", i))
+	}
+	resp2, _ := h.postStream("all", modernBody(43, "subscriptions/listen", map[string]any{"notifications": map[string]any{"resourceSubscriptions": many}}),
+		modernHdr("subscriptions/listen", ""))
+	ack2 := next(t, sseEvents(t, resp2), "the second acknowledgment")
+	if got := ack2["params"].(map[string]any)["notifications"].(map[string]any)["resourceSubscriptions"].([]any); len(got) != 64 || got[63] != many[63] {
+		t.Errorf("granted %d URIs, want the first 64", len(got))
+	}
 	h.g.mgr.Drain()
 	for m = next(t, ev, "the completion result"); m["id"] == nil; m = next(t, ev, "the completion result") {
 	}
