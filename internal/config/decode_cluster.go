@@ -16,7 +16,7 @@ func (d *decoder) cluster(path string, n *yaml.Node, dst **Cluster) {
 	d.mapping(path, n, fields{
 		"replica_id":      d.str(&c.ReplicaID),
 		"advertise_url":   d.str(&c.AdvertiseURL),
-		"peers":           d.strList(&c.Peers, `; e.g. ["http://10.0.0.2:8080", "dns:///mcpgw-headless:8080"]`),
+		"peers":           d.peers(&c.Peers),
 		"key_env":         d.str(&c.KeyEnv),
 		"refresh":         d.duration(&c.Refresh),
 		"forward_timeout": d.duration(&c.ForwardTimeout),
@@ -43,4 +43,17 @@ func (d *decoder) redis(path string, n *yaml.Node, dst **Redis) {
 	}, nil)
 	r.URL = d.secretEnv(path+".url_env", n, r.URLEnv)
 	*dst = r
+}
+
+// peers decodes cluster.peers: a list, or the word redis alone (peers:
+// redis), which is short for [redis].
+func (d *decoder) peers(dst *[]string) field {
+	list := d.strList(dst, `; e.g. ["http://10.0.0.2:8080", "dns:///mcpgw-headless:8080"], or peers: redis`)
+	return func(path string, n *yaml.Node) {
+		if r := d.resolve(n); r.Kind == yaml.ScalarNode && r.ShortTag() == "!!str" && r.Value == PeersRedis {
+			*dst = []string{PeersRedis}
+			return
+		}
+		list(path, n)
+	}
 }

@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Cluster makes the gateway one replica of several behind a load balancer
 // (cluster:). Replicas share the configuration and the cluster key; each
@@ -15,8 +18,9 @@ type Cluster struct {
 	// no path), or "" to let them use the address they found it at.
 	AdvertiseURL string
 	// Peers are the other replicas (this one may be listed too): base URLs
-	// http(s)://host:port, or dns:///name:port, every address of which is
-	// a replica (a Kubernetes headless Service).
+	// http(s)://host:port, dns:///name:port, every address of which is a
+	// replica (a Kubernetes headless Service), or PeersRedis, the
+	// directory in Redis where each replica writes its advertise URL.
 	Peers []string
 	// KeyEnv is the environment variable that holds the cluster key.
 	KeyEnv string
@@ -32,6 +36,15 @@ type Cluster struct {
 	// keeps it in each replica's memory.
 	Redis *Redis
 }
+
+// PeersRedis is the entry of cluster.peers (peers: redis, or an entry
+// of the list) that finds the replicas in the directory in cluster.redis:
+// each writes a heartbeat there with its advertise_url.
+const PeersRedis = "redis"
+
+// RedisDirectory reports whether the peers include the directory in
+// Redis.
+func (c *Cluster) RedisDirectory() bool { return slices.Contains(c.Peers, PeersRedis) }
 
 // Redis is the connection to the Redis server of cluster.redis.
 type Redis struct {

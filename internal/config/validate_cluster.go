@@ -27,11 +27,20 @@ func (v *validator) cluster(c *Config) {
 		}
 	}
 	if len(cl.Peers) == 0 {
-		v.add(p+".peers", `needs at least one entry: the replicas' base URLs or a DNS name, e.g. peers: ["dns:///mcpgw-headless:8080"]`)
+		v.add(p+".peers", `needs at least one entry: the replicas' base URLs, a DNS name or the directory in Redis, e.g. peers: ["dns:///mcpgw-headless:8080"] or peers: redis`)
 	}
 	for i, s := range cl.Peers {
 		pp := fmt.Sprintf("%s.peers[%d]", p, i)
 		var err error
+		if s == PeersRedis {
+			if cl.Redis == nil {
+				v.add(pp, "redis: the directory of replicas is kept in Redis, so cluster.redis is required, e.g. redis: {url_env: REDIS_URL}")
+			}
+			if cl.AdvertiseURL == "" {
+				v.add(p+".advertise_url", "is required with peers: redis: it is the address this replica writes in the directory for its peers, e.g. advertise_url: http://${POD_IP}:8080")
+			}
+			continue
+		}
 		if name, ok := strings.CutPrefix(s, "dns:///"); ok {
 			err = checkDNSPeer(name)
 		} else {
