@@ -7,8 +7,9 @@
 // The owner applies the same checks as for a direct request.
 //
 // A Node owns the directory of peers (replica id → base URL), which it
-// refreshes from the configured peers (static URLs, DNS names) in one
-// goroutine, and the HTTP transport of the hop.
+// refreshes from the configured peers (static URLs, DNS names, the
+// replicas' heartbeats in Redis) in one goroutine, and the HTTP transport
+// of the hop.
 //
 // Invariants:
 //   - Only holders of the cluster key can make an id that names a replica
@@ -31,6 +32,8 @@ const (
 	purposeID      = "mcpgw cluster id v1\n"
 	purposeForward = "mcpgw cluster forward v1\n"
 	purposeHello   = "mcpgw cluster hello v1\n"
+	// purposeDirectory signs a replica's entry in the directory in Redis.
+	purposeDirectory = "mcpgw cluster directory v1\n"
 )
 
 // idMACBytes is the length of an id's truncated HMAC-SHA256 (128 bits).

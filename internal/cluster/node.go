@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpgw/mcpgw/internal/config"
@@ -60,6 +61,8 @@ type Node struct {
 	resolver *net.Resolver
 	tr       *http.Transport
 	client   *http.Client // hello requests
+	dir      *directory   // nil unless peers: redis
+	left     atomic.Bool  // Leave was called: hellos answer 503
 
 	proxyOnce sync.Once
 	rp        *httputil.ReverseProxy // the hop's; see proxy
@@ -99,7 +102,7 @@ func New(cfg *config.Cluster, opts *Options) *Node {
 		IdleConnTimeout:     90 * time.Second,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Node{
+	n := &Node{
 		cfg:      cfg,
 		keys:     keyring{key: []byte(cfg.Key)},
 		self:     cfg.ReplicaID,
@@ -111,6 +114,10 @@ func New(cfg *config.Cluster, opts *Options) *Node {
 		ctx:      ctx,
 		cancel:   cancel,
 	}
+	if cfg.RedisDirectory() && cfg.Redis != nil {
+		n.dir = newDirectory(cfg, n.keys, log)
+	}
+	return n
 }
 
 // Self is this replica's id.
@@ -136,11 +143,30 @@ func (n *Node) Start() {
 	})
 }
 
-// Close stops the refresh loop and closes idle hop connections.
+// Leave takes this replica out of the cluster when it begins to drain:
+// it stops answering hellos, so that peers drop it at their next refresh
+// (and answer 404 for its sessions, sending clients to a new session
+// elsewhere, rather than forward to a replica about to go), and, with the
+// directory in Redis, it stops heartbeating and deletes its entry. It
+// waits at most cluster.redis.timeout. Requests already forwarded here
+// are served to the end; Close ends the rest.
+func (n *Node) Leave(ctx context.Context) {
+	n.left.Store(true)
+	if n.dir != nil {
+		n.dir.leave(ctx)
+	}
+}
+
+// Close stops the refresh loop, closes idle hop connections and the
+// connections to Redis. It does not remove the entry in the directory
+// (Leave does); that expires by itself.
 func (n *Node) Close() {
 	n.cancel()
 	n.wg.Wait()
 	n.tr.CloseIdleConnections()
+	if n.dir != nil {
+		n.dir.close()
+	}
 }
 
 func (n *Node) refreshLoop() {
@@ -148,6 +174,9 @@ func (n *Node) refreshLoop() {
 	t := time.NewTicker(n.cfg.Refresh)
 	defer t.Stop()
 	for {
+		if n.dir != nil {
+			n.dir.heartbeat(n.ctx)
+		}
 		n.refresh(n.ctx)
 		select {
 		case <-n.ctx.Done():
@@ -247,10 +276,17 @@ func (n *Node) refresh(ctx context.Context) {
 	}
 }
 
-// targets are the base URLs of every configured peer, DNS names resolved.
+// targets are the base URLs of every configured peer, DNS names resolved
+// and the directory in Redis read.
 func (n *Node) targets(ctx context.Context) []string {
 	var out []string
 	for _, p := range n.cfg.Peers {
+		if p == config.PeersRedis {
+			if n.dir != nil {
+				out = append(out, n.dir.targets(ctx)...)
+			}
+			continue
+		}
 		name, ok := strings.CutPrefix(p, "dns:///")
 		if !ok {
 			out = append(out, p)
@@ -318,11 +354,16 @@ func (n *Node) hello(ctx context.Context, base string) (string, *url.URL, error)
 }
 
 // ServeHello answers a peer's hello: this replica's id and advertise URL,
-// signed. A request without a valid signature gets 403.
+// signed. A request without a valid signature gets 403; after Leave,
+// every hello gets 503.
 func (n *Node) ServeHello(w http.ResponseWriter, r *http.Request) {
 	parts := strings.Split(r.Header.Get(hdrHello), ".")
 	if len(parts) != 3 || !n.fresh(parts[0]) || !n.check(parts[2], purposeHello, "request", parts[0], parts[1]) {
 		http.Error(w, "not a peer of this cluster: the request is not signed with the cluster key", http.StatusForbidden)
+		return
+	}
+	if n.left.Load() {
+		http.Error(w, "this replica is draining: it takes no new work", http.StatusServiceUnavailable)
 		return
 	}
 	a := helloAnswer{Replica: n.self, URL: n.cfg.AdvertiseURL}

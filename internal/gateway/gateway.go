@@ -213,6 +213,9 @@ func (g *Gateway) Serve(ln net.Listener) error {
 // nothing the gateway started is left running.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.draining.Store(true)
+	if g.cluster != nil {
+		g.cluster.Leave(ctx) // first: peers stop sending this replica work
+	}
 	g.drainOnce.Do(func() { close(g.drained) })
 	defer g.closeAuth()
 	g.mgr.Drain()
