@@ -109,7 +109,9 @@ type Redis struct {
 	tb   testing.TB
 	path string
 	Port int
-	c    *child
+	// Password is what the server requires (requirepass), "" for none.
+	Password string
+	c        *child
 }
 
 // StartRedis starts redis-server without persistence on a free loopback
@@ -122,13 +124,31 @@ func StartRedis(tb testing.TB) *Redis {
 	return r
 }
 
-// URL is the redis:// URL of the server.
-func (r *Redis) URL() string { return "redis://127.0.0.1:" + strconv.Itoa(r.Port) + "/0" }
+// StartRedisPassword is StartRedis with a server that requires password.
+func StartRedisPassword(tb testing.TB, password string) *Redis {
+	tb.Helper()
+	r := &Redis{tb: tb, path: lookPath(tb, "redis-server", "redis-server", EnvRequireRedis), Port: FreePort(tb), Password: password}
+	r.Start()
+	tb.Cleanup(r.Stop)
+	return r
+}
+
+// URL is the redis:// URL of the server, with its password.
+func (r *Redis) URL() string {
+	if r.Password != "" {
+		return "redis://:" + r.Password + "@127.0.0.1:" + strconv.Itoa(r.Port) + "/0"
+	}
+	return "redis://127.0.0.1:" + strconv.Itoa(r.Port) + "/0"
+}
 
 // Start starts the server (again, after Stop) on its port.
 func (r *Redis) Start() {
 	r.tb.Helper()
-	r.c = start(r.tb, r.path, "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no")
+	args := []string{"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"}
+	if r.Password != "" {
+		args = append(args, "--requirepass", r.Password)
+	}
+	r.c = start(r.tb, r.path, args...)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if r.ping() {
@@ -157,7 +177,8 @@ func (r *Redis) ping() bool {
 		return false
 	}
 	line, err := bufio.NewReader(conn).ReadString('\n')
-	return err == nil && strings.HasPrefix(line, "+PONG")
+	// A server with a password answers NOAUTH: it is up all the same.
+	return err == nil && (strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH"))
 }
 
 // HAProxy is haproxy balancing HTTP round-robin, without affinity, over

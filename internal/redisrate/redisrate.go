@@ -27,6 +27,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mcpgw/mcpgw/internal/config"
+	"github.com/mcpgw/mcpgw/internal/redisconn"
 )
 
 // gcra takes n tokens from each of KEYS, or none. ARGV holds, per key, its
@@ -75,28 +76,20 @@ type Check struct {
 
 // Limiter takes checks from Redis. Safe for concurrent use.
 type Limiter struct {
-	client  *redis.Client
-	timeout time.Duration
+	conn *redisconn.Conn
 }
 
 // New connects lazily to cfg's Redis: it does no I/O.
 func New(cfg *config.Redis) (*Limiter, error) {
-	opt, err := redis.ParseURL(cfg.URL)
+	conn, err := redisconn.New(cfg)
 	if err != nil {
-		// Not err itself: it may quote the URL, password included.
-		return nil, errors.New("cluster.redis: the URL is not a valid redis:// or rediss:// URL")
+		return nil, err
 	}
-	opt.DialTimeout = cfg.Timeout
-	opt.ReadTimeout = cfg.Timeout
-	opt.WriteTimeout = cfg.Timeout
-	opt.PoolTimeout = cfg.Timeout
-	opt.MaxRetries = -1 // a retry would double the wait; the client retries the request
-	opt.ContextTimeoutEnabled = true
-	return &Limiter{client: redis.NewClient(opt), timeout: cfg.Timeout}, nil
+	return &Limiter{conn: conn}, nil
 }
 
 // Close closes the connections.
-func (l *Limiter) Close() error { return l.client.Close() }
+func (l *Limiter) Close() error { return l.conn.Close() }
 
 // Take takes every check's requests, or none: ok is false with the time
 // until all could pass. An error wraps ErrUnavailable.
@@ -117,11 +110,11 @@ func (l *Limiter) Take(ctx context.Context, checks ...Check) (ok bool, retry tim
 	if len(keys) == 0 {
 		return true, 0, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	ctx, cancel := l.conn.Context(ctx)
 	defer cancel()
-	us, err := gcra.Run(ctx, l.client, keys, args...).Int64()
+	us, err := gcra.Run(ctx, l.conn, keys, args...).Int64()
 	if err != nil {
-		return false, 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return false, 0, fmt.Errorf("%w: %w", ErrUnavailable, l.conn.Err("taking rate limits", err))
 	}
 	if us == 0 {
 		return true, 0, nil
