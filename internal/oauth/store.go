@@ -69,6 +69,10 @@ var (
 	ErrNotFound = errors.New("not found")
 	ErrUsed     = errors.New("already used")
 	ErrLimit    = errors.New("limit reached")
+	// ErrUnavailable wraps the failure of a store that cannot be reached
+	// (a shared one over the network): the server answers 503
+	// temporarily_unavailable with Retry-After, never "not found".
+	ErrUnavailable = errors.New("the OAuth state store does not answer")
 )
 
 // Client is a registered OAuth client (RFC 7591), or one described by a
