@@ -109,25 +109,32 @@ type Redis struct {
 	tb   testing.TB
 	path string
 	Port int
+	opts RedisOptions
+	dir  string // its data, kept across Stop and Start with Persist
+	c    *child
+}
+
+// RedisOptions are the settings of StartRedisWith; the zero value is
+// StartRedis's.
+type RedisOptions struct {
 	// Password is what the server requires (requirepass), "" for none.
 	Password string
-	c        *child
+	// Persist keeps the data across Stop and Start (an append-only file
+	// written at every command), as a production Redis does.
+	Persist bool
 }
 
 // StartRedis starts redis-server without persistence on a free loopback
 // port and waits until it answers PING.
 func StartRedis(tb testing.TB) *Redis {
 	tb.Helper()
-	r := &Redis{tb: tb, path: lookPath(tb, "redis-server", "redis-server", EnvRequireRedis), Port: FreePort(tb)}
-	r.Start()
-	tb.Cleanup(r.Stop)
-	return r
+	return StartRedisWith(tb, RedisOptions{})
 }
 
-// StartRedisPassword is StartRedis with a server that requires password.
-func StartRedisPassword(tb testing.TB, password string) *Redis {
+// StartRedisWith is StartRedis with options.
+func StartRedisWith(tb testing.TB, opts RedisOptions) *Redis {
 	tb.Helper()
-	r := &Redis{tb: tb, path: lookPath(tb, "redis-server", "redis-server", EnvRequireRedis), Port: FreePort(tb), Password: password}
+	r := &Redis{tb: tb, path: lookPath(tb, "redis-server", "redis-server", EnvRequireRedis), Port: FreePort(tb), opts: opts, dir: tb.TempDir()}
 	r.Start()
 	tb.Cleanup(r.Stop)
 	return r
@@ -135,8 +142,8 @@ func StartRedisPassword(tb testing.TB, password string) *Redis {
 
 // URL is the redis:// URL of the server, with its password.
 func (r *Redis) URL() string {
-	if r.Password != "" {
-		return "redis://:" + r.Password + "@127.0.0.1:" + strconv.Itoa(r.Port) + "/0"
+	if r.opts.Password != "" {
+		return "redis://:" + r.opts.Password + "@127.0.0.1:" + strconv.Itoa(r.Port) + "/0"
 	}
 	return "redis://127.0.0.1:" + strconv.Itoa(r.Port) + "/0"
 }
@@ -144,9 +151,14 @@ func (r *Redis) URL() string {
 // Start starts the server (again, after Stop) on its port.
 func (r *Redis) Start() {
 	r.tb.Helper()
-	args := []string{"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"}
-	if r.Password != "" {
-		args = append(args, "--requirepass", r.Password)
+	args := []string{"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--save", "", "--daemonize", "no", "--dir", r.dir}
+	if r.opts.Persist {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	} else {
+		args = append(args, "--appendonly", "no")
+	}
+	if r.opts.Password != "" {
+		args = append(args, "--requirepass", r.opts.Password)
 	}
 	r.c = start(r.tb, r.path, args...)
 	deadline := time.Now().Add(10 * time.Second)
@@ -159,7 +171,7 @@ func (r *Redis) Start() {
 	r.tb.Fatalf("redis-server did not answer PING on port %d within 10s:\n%s", r.Port, r.c.output())
 }
 
-// Stop kills the server; its data is gone.
+// Stop kills the server; its data is gone, unless it persists.
 func (r *Redis) Stop() {
 	if r.c != nil {
 		r.c.stop()
@@ -173,12 +185,22 @@ func (r *Redis) ping() bool {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(time.Second))
-	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+	cmds := "PING\r\n"
+	if r.opts.Password != "" {
+		cmds = "AUTH " + r.opts.Password + "\r\n" + cmds
+	}
+	if _, err := conn.Write([]byte(cmds)); err != nil {
 		return false
 	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	// A server with a password answers NOAUTH: it is up all the same.
-	return err == nil && (strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH"))
+	br := bufio.NewReader(conn)
+	if r.opts.Password != "" {
+		if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
+			return false
+		}
+	}
+	// A server still loading its data answers -LOADING: not ready yet.
+	line, err := br.ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "+PONG")
 }
 
 // HAProxy is haproxy balancing HTTP round-robin, without affinity, over

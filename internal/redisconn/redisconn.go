@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -34,9 +35,19 @@ type Conn struct {
 	secret  string // the URL's password, scrubbed from errors
 }
 
+// quiet drops go-redis's own log lines (they go to stderr, outside the
+// gateway's JSON log): every failure reaches the caller as an error,
+// which the gateway logs itself.
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
+var quietOnce sync.Once
+
 // New returns a client of cfg's Redis. It does no I/O: the first command
 // connects. The error, for a URL that cannot be used, never quotes it.
 func New(cfg *config.Redis) (*Conn, error) {
+	quietOnce.Do(func() { redis.SetLogger(quiet{}) })
 	opt, err := redis.ParseURL(cfg.URL)
 	if err != nil {
 		// Not err itself: it may quote the URL, password included.
