@@ -14,7 +14,9 @@ import (
 
 	"github.com/mcpgw/mcpgw/internal/config"
 	"github.com/mcpgw/mcpgw/internal/oauth"
+	"github.com/mcpgw/mcpgw/internal/oauth/redisstore"
 	"github.com/mcpgw/mcpgw/internal/oauth/sqlitestore"
+	"github.com/mcpgw/mcpgw/internal/redisconn"
 )
 
 const oauthUsage = `Subcommands:
@@ -27,12 +29,44 @@ const oauthUsage = `Subcommands:
 
 The state directory may be in use by a running gateway. A revocation refuses
 refresh at once; the gateway refuses the grant's access tokens within 30 s.
+With --config naming a config with cluster.redis, the state is the one in
+Redis that every replica shares (the command needs the same environment:
+the Redis URL and the cluster key).
 `
+
+// oauthStore is the state of auth.oauth, with its Close.
+type oauthStore interface {
+	oauth.Store
+	Close() error
+}
+
+// openOAuthStore opens the state of auth.oauth: in Redis when cfg has
+// cluster.redis (every replica shares it), else the SQLite file under
+// stateDir. where says which, for messages.
+func openOAuthStore(ctx context.Context, cfg *config.Config, stateDir string) (st oauthStore, where string, err error) {
+	if cfg != nil && cfg.Cluster != nil && cfg.Cluster.Redis != nil {
+		conn, err := redisconn.New(cfg.Cluster.Redis)
+		if err != nil {
+			return nil, "", err
+		}
+		rs, err := redisstore.New(conn, cfg.Cluster.Key)
+		if err != nil {
+			_ = conn.Close()
+			return nil, "", err
+		}
+		return rs, "Redis (cluster.redis, " + cfg.Cluster.Redis.URLEnv + ")", nil
+	}
+	ss, err := sqlitestore.Open(ctx, stateDir)
+	if err != nil {
+		return nil, "", err
+	}
+	return ss, stateDir, nil
+}
 
 // startOAuth opens the state of auth.oauth and builds the authorization
 // server, for serve. The caller closes both after the gateway stopped.
-func startOAuth(ctx context.Context, cfg *config.Config, log *slog.Logger, clientIP func(*http.Request) string) (*oauth.Server, *sqlitestore.Store, error) {
-	st, err := sqlitestore.Open(ctx, cfg.StateDir)
+func startOAuth(ctx context.Context, cfg *config.Config, log *slog.Logger, clientIP func(*http.Request) string) (*oauth.Server, oauthStore, error) {
+	st, where, err := openOAuthStore(ctx, cfg, cfg.StateDir)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -48,7 +82,7 @@ func startOAuth(ctx context.Context, cfg *config.Config, log *slog.Logger, clien
 		provider = o.Login.OIDC.Issuer
 	}
 	log.Info("OAuth authorization server enabled", "issuer", cfg.PublicURL, "login", provider,
-		"users", strings.Join(o.Users, ","), "state_dir", cfg.StateDir)
+		"users", strings.Join(o.Users, ","), "state", where)
 	if o.Registration == config.RegistrationOpen {
 		log.Warn("OAuth dynamic client registration is open: any client may register (auth.oauth.registration); only listed users can log in",
 			"max_clients", o.MaxClients)
@@ -75,17 +109,20 @@ var oauthCommand = &command{
 
 // stateDirOf is the state directory a command that reads state_dir
 // (oauth, tools) works on: --state-dir, or the state_dir of --config, or
-// the per-user default.
-func stateDirOf(cmd, cfgPath, stateDir string, lookupEnv func(string) (string, bool)) (string, error) {
+// the per-user default; and the config of --config (else nil), whose
+// cluster.redis, when set, holds the state instead.
+func stateDirOf(cmd, cfgPath, stateDir string, lookupEnv func(string) (string, bool)) (string, *config.Config, error) {
+	var cfg *config.Config
 	switch {
 	case stateDir != "" && cfgPath != "":
-		return "", usageError{fmt.Errorf("%s: give --config or --state-dir, not both", cmd)}
+		return "", nil, usageError{fmt.Errorf("%s: give --config or --state-dir, not both", cmd)}
 	case stateDir != "":
-		return stateDir, nil
+		return stateDir, nil, nil
 	case cfgPath != "":
-		cfg, err := loadConfig(cfgPath, lookupEnv)
+		var err error
+		cfg, err = loadConfig(cfgPath, lookupEnv)
 		if err != nil {
-			return "", usageError{fmt.Errorf("loading config: %w", err)}
+			return "", nil, usageError{fmt.Errorf("loading config: %w", err)}
 		}
 		stateDir = cfg.StateDir
 	default:
@@ -94,9 +131,9 @@ func stateDirOf(cmd, cfgPath, stateDir string, lookupEnv func(string) (string, b
 		}
 	}
 	if stateDir == "" {
-		return "", usageError{fmt.Errorf("%s: no state directory: give --state-dir or --config", cmd)}
+		return "", nil, usageError{fmt.Errorf("%s: no state directory: give --state-dir or --config", cmd)}
 	}
-	return stateDir, nil
+	return stateDir, cfg, nil
 }
 
 func runOAuth(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
@@ -127,11 +164,11 @@ func runOAuth(ctx context.Context, args []string, stdout, stderr io.Writer, look
 	if sub != "revoke" && (fs.NArg() > 0 || *client != "" || *user != "") {
 		return usageError{fmt.Errorf("oauth %s takes no arguments besides --config or --state-dir", sub)}
 	}
-	dir, err := stateDirOf("oauth", *cfgPath, *stateDir, lookupEnv)
+	dir, cfg, err := stateDirOf("oauth", *cfgPath, *stateDir, lookupEnv)
 	if err != nil {
 		return err
 	}
-	st, err := sqlitestore.Open(ctx, dir)
+	st, _, err := openOAuthStore(ctx, cfg, dir)
 	if err != nil {
 		return err
 	}

@@ -64,7 +64,7 @@ func runTools(ctx context.Context, args []string, stdout, stderr io.Writer, look
 	case sub == "approve" && fs.NArg() != 2:
 		return usageError{errors.New("tools approve needs SERVER TOOL, e.g. mcpgw tools approve github get_issue (see mcpgw tools list)")}
 	}
-	dir, err := stateDirOf("tools", *cfgPath, *stateDir, lookupEnv)
+	dir, _, err := stateDirOf("tools", *cfgPath, *stateDir, lookupEnv)
 	if err != nil {
 		return err
 	}
