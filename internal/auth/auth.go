@@ -61,9 +61,14 @@ const (
 	ReasonNotYetValid Reason = "not yet valid"
 	ReasonNoIdentity  Reason = "no identity claim"
 	ReasonRevoked     Reason = "revoked"
+	// ReasonUnavailable: the token's grant could not be looked up (the
+	// authorization server's store does not answer). Not the client's
+	// fault: the gateway answers 503, so that it keeps its token.
+	ReasonUnavailable Reason = "authorization state unavailable"
 )
 
-// Failure is an authentication failure: the request gets 401.
+// Failure is an authentication failure: the request gets 401 (503 for
+// ReasonUnavailable).
 type Failure struct {
 	Reason Reason
 	// Presented is true when the request carried a credential (which
@@ -253,7 +258,12 @@ func (a *Authenticator) issuedHit(ctx context.Context, raw string, e *cacheEntry
 	if now.UnixNano() >= e.recheck.Load() {
 		ok, err := a.issued.issuer.GrantActive(ctx, e.grantID)
 		if err != nil {
-			return Identity{}, fail(ReasonRevoked, "grant lookup failed: "+err.Error())
+			// The grant stood when this token was verified, and nothing
+			// can revoke it while the store does not answer (a
+			// revocation needs the store too): the last known state
+			// holds, and the grant is looked at again at the next
+			// request.
+			return e.id, nil
 		}
 		if !ok {
 			a.cache.drop(raw)

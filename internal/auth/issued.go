@@ -110,7 +110,9 @@ func (v *issuedVerifier) verify(ctx context.Context, raw string) (*cacheEntry, e
 	}
 	ok, err := v.issuer.GrantActive(ctx, c.GrantID)
 	if err != nil {
-		return nil, fail(ReasonRevoked, "grant lookup failed: "+err.Error())
+		// Unknown, not revoked: a token not seen before needs its grant
+		// looked up once.
+		return nil, fail(ReasonUnavailable, "grant lookup failed: "+err.Error())
 	}
 	if !ok {
 		return nil, fail(ReasonRevoked, "")

@@ -65,6 +65,11 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, server st
 	// The log gets the reason with its detail, never the credential; the
 	// client gets the reason only (RFC 6750, section 3).
 	ri.errMsg = "authentication failed: " + f.Error()
+	if f.Reason == auth.ReasonUnavailable {
+		writeError(w, r, http.StatusServiceUnavailable, nil, jsonrpc.CodeUnavailable,
+			"the token cannot be checked now: the authorization server's state store does not answer; retry shortly", time.Second)
+		return false
+	}
 	challenge := g.challenge(r, server, "", "")
 	msg := "authentication required: send Authorization: Bearer TOKEN"
 	if f.Presented {

@@ -78,6 +78,10 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := s.client(r.Context(), p.ClientID)
+	if storeDown(err) {
+		s.unavailablePage(w, "reading a client", err)
+		return
+	}
 	if err != nil {
 		s.log.Warn("authorization refused: unknown client", "client_id", clip.String(p.ClientID, 200), "error", err.Error())
 		s.errorPage(w, http.StatusBadRequest, "Unknown client. The application must register with this server again.")
@@ -137,7 +141,10 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		fail("temporarily_unavailable", "the identity provider is unreachable")
 		return
 	}
-	if err := s.store.SaveRequest(r.Context(), req); err != nil {
+	if err := s.store.SaveRequest(r.Context(), req); storeDown(err) {
+		s.unavailablePage(w, "storing an authorization request", err)
+		return
+	} else if err != nil {
 		s.log.Error("storing an authorization request", "error", err.Error())
 		fail("server_error", "could not store the request")
 		return
@@ -180,20 +187,24 @@ func (s *Server) cookie(reqID, value string, maxAge int) *http.Cookie {
 	}
 }
 
-// pending returns the request id names if the browser holds its cookie.
-func (s *Server) pending(r *http.Request, id string) (*Request, bool) {
+// pending returns the request id names if the browser holds its cookie;
+// err is set (and ok false) when the store does not answer.
+func (s *Server) pending(r *http.Request, id string) (req *Request, ok bool, err error) {
 	if id == "" || len(id) > 64 {
-		return nil, false
+		return nil, false, nil
 	}
-	req, err := s.store.Request(r.Context(), id, s.now())
+	req, err = s.store.Request(r.Context(), id, s.now())
+	if storeDown(err) {
+		return nil, false, err
+	}
 	if err != nil {
-		return nil, false
+		return nil, false, nil
 	}
 	ck, err := r.Cookie(cookieName(id))
 	if err != nil || subtle.ConstantTimeCompare([]byte(digest(ck.Value)), []byte(req.BrowserDigest)) != 1 {
-		return nil, false
+		return nil, false, nil
 	}
-	return req, true
+	return req, true, nil
 }
 
 // handleCallback is where the identity provider sends the browser back.
@@ -204,7 +215,11 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	req, ok := s.pending(r, q.Get("state"))
+	req, ok, err := s.pending(r, q.Get("state"))
+	if err != nil {
+		s.unavailablePage(w, "reading an authorization request", err)
+		return
+	}
 	if !ok {
 		s.errorPage(w, http.StatusBadRequest, "This login is unknown, has expired, or was started in another browser. Start again from the application.")
 		return
@@ -236,14 +251,22 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("user logged in", "user", clip.String(email, 200), "name", clip.String(display, 100), "client_id", req.ClientID, "server", req.Server)
-	if g, err := s.store.ActiveGrant(r.Context(), req.ClientID, email, req.Resource); err == nil && subset(req.Scopes, g.Scopes) {
+	g, err := s.store.ActiveGrant(r.Context(), req.ClientID, email, req.Resource)
+	if storeDown(err) {
+		s.unavailablePage(w, "reading a grant", err)
+		return
+	}
+	if err == nil && subset(req.Scopes, g.Scopes) {
 		// Consent given before and not revoked: not asked again.
 		req.Subject = email
 		s.approve(w, r, req, g)
 		return
 	}
 	req.Subject, req.CSRF = email, randomToken()
-	if err := s.store.SaveRequest(r.Context(), req); err != nil {
+	if err := s.store.SaveRequest(r.Context(), req); storeDown(err) {
+		s.unavailablePage(w, "storing an authorization request", err)
+		return
+	} else if err != nil {
 		s.log.Error("storing an authorization request", "error", err.Error())
 		finish("server_error", "could not store the request")
 		return
@@ -272,7 +295,11 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, http.StatusBadRequest, "The consent form could not be read.")
 		return
 	}
-	req, ok := s.pending(r, r.PostForm.Get("request"))
+	req, ok, err := s.pending(r, r.PostForm.Get("request"))
+	if err != nil {
+		s.unavailablePage(w, "reading an authorization request", err)
+		return
+	}
 	if !ok || req.Subject == "" || req.CSRF == "" ||
 		subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(req.CSRF)) != 1 {
 		s.errorPage(w, http.StatusForbidden, "This consent form is unknown, has expired, or was not sent by this browser. Start again from the application.")
@@ -286,6 +313,10 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g, err := s.store.ActiveGrant(r.Context(), req.ClientID, req.Subject, req.Resource)
+	if storeDown(err) {
+		s.unavailablePage(w, "reading a grant", err)
+		return
+	}
 	if err != nil {
 		g = &Grant{ID: randomID(), ClientID: req.ClientID, Subject: req.Subject, Resource: req.Resource, Created: s.now()}
 	}
@@ -294,7 +325,10 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 			g.Scopes = append(g.Scopes, sc)
 		}
 	}
-	if err := s.store.SaveGrant(r.Context(), g); err != nil {
+	if err := s.store.SaveGrant(r.Context(), g); storeDown(err) {
+		s.unavailablePage(w, "storing a grant", err)
+		return
+	} else if err != nil {
 		s.log.Error("storing a grant", "error", err.Error())
 		s.redirectError(w, r, req.RedirectURI, req.State, "server_error", "could not store the grant")
 		return
@@ -306,14 +340,19 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 // approve issues the authorization code and sends the browser back to the
 // client with code, state and iss (RFC 9207).
 func (s *Server) approve(w http.ResponseWriter, r *http.Request, req *Request, g *Grant) {
-	_ = s.store.DeleteRequest(r.Context(), req.ID)
-	http.SetCookie(w, s.cookie(req.ID, "", -1))
 	code := randomToken()
 	err := s.store.SaveCode(r.Context(), &Code{
 		Digest: digest(code), GrantID: g.ID, ClientID: req.ClientID, RedirectURI: req.RedirectURI,
 		CodeChallenge: req.CodeChallenge, Resource: req.Resource, Subject: req.Subject, Scopes: req.Scopes,
 		Expires: s.now().Add(s.cfg.CodeTTL),
 	})
+	if storeDown(err) {
+		// The request stays: the browser may send the form again.
+		s.unavailablePage(w, "storing an authorization code", err)
+		return
+	}
+	_ = s.store.DeleteRequest(r.Context(), req.ID)
+	http.SetCookie(w, s.cookie(req.ID, "", -1))
 	if err != nil {
 		s.log.Error("storing an authorization code", "error", err.Error())
 		s.redirectError(w, r, req.RedirectURI, req.State, "server_error", "could not store the code")

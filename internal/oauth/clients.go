@@ -221,6 +221,9 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		c.SecretDigest = digest(secret)
 	}
 	switch err := s.store.CreateClient(r.Context(), c, s.cfg.MaxClients); {
+	case storeDown(err):
+		s.unavailable(w, "storing a registered client", err)
+		return
 	case errors.Is(err, ErrLimit):
 		writeOAuthError(w, http.StatusForbidden, "access_denied", "the gateway holds as many clients as auth.oauth.max_clients allows; ask its operator")
 		s.log.Warn("client registration refused: auth.oauth.max_clients reached", "max_clients", s.cfg.MaxClients)
@@ -287,6 +290,9 @@ func (s *Server) authenticateClient(r *http.Request) (*Client, *oauthError) {
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
 	c, err := s.client(r.Context(), id)
+	if storeDown(err) {
+		return nil, errUnavailable(s, "reading a client", err)
+	}
 	if err != nil {
 		return nil, &oauthError{"invalid_client", "unknown client: register again"}
 	}

@@ -181,7 +181,14 @@ func (k *keyring) sign(ctx context.Context, claims any) (string, error) {
 		key = keys[0] // all retired by another process: the newest still verifies
 	}
 	if key == nil {
-		return "", errors.New("no signing key")
+		// The store lost its keys (a shared store emptied): make one.
+		if err := k.ensure(ctx); err != nil {
+			return "", err
+		}
+		if keys, err = k.load(ctx, false); err != nil || len(keys) == 0 {
+			return "", errors.New("no signing key")
+		}
+		key = keys[0]
 	}
 	k.mu.Lock()
 	signer, ok := k.signers[key.ID]
@@ -217,6 +224,10 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	keys, err := s.keys.public(r.Context(), false)
+	if storeDown(err) {
+		s.unavailable(w, "reading signing keys", err)
+		return
+	}
 	if err != nil {
 		s.log.Error("serving JWKS", "error", err.Error())
 		writeOAuthError(w, http.StatusInternalServerError, "server_error", "signing keys unavailable")

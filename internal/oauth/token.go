@@ -56,6 +56,10 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	c, oerr := s.authenticateClient(r)
+	if oerr == errStoreDown {
+		s.unavailableToken(w)
+		return
+	}
 	if oerr != nil {
 		status := http.StatusBadRequest
 		if oerr.Error == "invalid_client" {
@@ -81,6 +85,10 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		oerr = &oauthError{"invalid_request", "grant_type is required"}
 	default:
 		oerr = &oauthError{"unsupported_grant_type", "grant_type must be authorization_code or refresh_token"}
+	}
+	if oerr == errStoreDown {
+		s.unavailableToken(w)
+		return
 	}
 	if oerr != nil {
 		s.log.Warn("token request refused", "client_id", c.ID, "error", oerr.Error, "detail", oerr.Description)
@@ -114,6 +122,8 @@ func (s *Server) exchangeCode(ctx context.Context, c *Client, r *http.Request) (
 	now := s.now()
 	stored, err := s.store.UseCode(ctx, digest(code), now)
 	switch {
+	case storeDown(err):
+		return nil, errUnavailable(s, "using an authorization code", err)
 	case errors.Is(err, ErrUsed):
 		// A code used twice was stolen or replayed: everything issued
 		// from it goes (OAuth 2.1, section 4.1.3).
@@ -136,6 +146,9 @@ func (s *Server) exchangeCode(ctx context.Context, c *Client, r *http.Request) (
 		return nil, &oauthError{"invalid_target", "resource differs from the authorization request's"}
 	}
 	g, err := s.store.Grant(ctx, stored.GrantID)
+	if storeDown(err) {
+		return nil, errUnavailable(s, "reading a grant", err)
+	}
 	if err != nil || !g.Active() {
 		return nil, &oauthError{"invalid_grant", "the grant was revoked"}
 	}
@@ -150,6 +163,8 @@ func (s *Server) refresh(ctx context.Context, c *Client, r *http.Request) (*toke
 	now := s.now()
 	stored, err := s.store.UseRefresh(ctx, digest(tok), now)
 	switch {
+	case storeDown(err):
+		return nil, errUnavailable(s, "using a refresh token", err)
 	case errors.Is(err, ErrUsed):
 		// Rotation makes a used refresh token worthless; one presented
 		// again was copied: revoke the grant (OAuth 2.1, section 4.3.1).
@@ -175,6 +190,9 @@ func (s *Server) refresh(ctx context.Context, c *Client, r *http.Request) (*toke
 		scopes = req
 	}
 	g, err := s.store.Grant(ctx, stored.GrantID)
+	if storeDown(err) {
+		return nil, errUnavailable(s, "reading a grant", err)
+	}
 	if err != nil || !g.Active() {
 		return nil, &oauthError{"invalid_grant", "the grant was revoked"}
 	}
@@ -203,6 +221,9 @@ func (s *Server) issue(ctx context.Context, c *Client, g *Grant, subject, resour
 		Digest: digest(rt), GrantID: g.ID, ClientID: c.ID, Resource: resource, Subject: subject,
 		Scopes: scopes, Expires: now.Add(s.cfg.RefreshTokenTTL),
 	})
+	if storeDown(err) {
+		return nil, errUnavailable(s, "storing a refresh token", err)
+	}
 	if err != nil {
 		s.log.Error("storing a refresh token", "error", err.Error())
 		return nil, &oauthError{"server_error", "could not store the refresh token"}
