@@ -261,8 +261,9 @@ func (a *Authenticator) issuedHit(ctx context.Context, raw string, e *cacheEntry
 			// The grant stood when this token was verified, and nothing
 			// can revoke it while the store does not answer (a
 			// revocation needs the store too): the last known state
-			// holds, and the grant is looked at again at the next
-			// request.
+			// holds until the next recheck, so that requests do not
+			// each wait for a store that does not answer.
+			e.recheck.Store(now.Add(a.recheck).UnixNano())
 			return e.id, nil
 		}
 		if !ok {
