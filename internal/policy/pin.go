@@ -41,6 +41,11 @@ type pinner struct {
 	store  PinStore
 	pins   map[string]*pins.Pin // by tool name; entries are replaced, never changed
 	loaded time.Time            // of the last refresh; zero: never
+	// synced is set once the store could be read: until then, with a
+	// store that does not answer (a shared one down since the gateway
+	// started), enforce trusts no definition, since it cannot tell a
+	// first sight from a change another replica is holding.
+	synced bool
 
 	// held and watched are PinsChanged's memory: the tools it last saw
 	// waiting for approval, and whether it was called before.
@@ -57,6 +62,7 @@ func (g *Guard) UsePins(store PinStore) {
 	g.pin.mu.Lock()
 	g.pin.store = store
 	g.pin.loaded = time.Time{}
+	g.pin.synced = false
 	g.pin.mu.Unlock()
 }
 
@@ -92,6 +98,7 @@ func (g *Guard) refreshPins() {
 		}
 	}
 	pn.pins = loaded
+	pn.synced = true
 	pn.mu.Unlock()
 }
 
@@ -175,6 +182,13 @@ func (g *Guard) observe(name string, raw json.RawMessage) bool {
 	}
 	pn := g.pin
 	pn.mu.Lock()
+	if pn.store != nil && !pn.synced && pn.mode == PinEnforce {
+		pn.mu.Unlock()
+		if g.log != nil {
+			g.log.Warn("tool pins could not be read yet: the tool is hidden until they can (pin_tools: enforce)", "tool", g.cfg.Server, "name", name)
+		}
+		return false
+	}
 	old := pn.pins[name]
 	var rec *pins.Pin
 	switch {
