@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/mcpgw/mcpgw/internal/pins"
+	"github.com/mcpgw/mcpgw/internal/pins/redispins"
+	"github.com/mcpgw/mcpgw/internal/redisconn"
 )
 
 const toolsUsage = `Subcommands:
@@ -21,6 +23,9 @@ A tool is pinned to the first definition the gateway sees. When it changes,
 is hidden until approved), and as changed under pin_tools: warn (it is
 served, and was logged). A running gateway applies an approval within a
 second and tells its connected clients that their tool list changed.
+With --config naming a config with cluster.redis, the pins are the ones in
+Redis that every replica shares (the command needs the Redis URL in its
+environment), and an approval holds on every replica.
 `
 
 var toolsCommand = &command{
@@ -64,12 +69,18 @@ func runTools(ctx context.Context, args []string, stdout, stderr io.Writer, look
 	case sub == "approve" && fs.NArg() != 2:
 		return usageError{errors.New("tools approve needs SERVER TOOL, e.g. mcpgw tools approve github get_issue (see mcpgw tools list)")}
 	}
-	dir, _, err := stateDirOf("tools", *cfgPath, *stateDir, lookupEnv)
+	dir, cfg, err := stateDirOf("tools", *cfgPath, *stateDir, lookupEnv)
 	if err != nil {
 		return err
 	}
-	st, err := pins.Open(ctx, dir, nil)
-	if err != nil {
+	var st pinDB
+	if cfg != nil && cfg.Cluster != nil && cfg.Cluster.Redis != nil {
+		conn, err := redisconn.New(cfg.Cluster.Redis)
+		if err != nil {
+			return err
+		}
+		st, dir = redispins.New(conn, nil), "Redis (cluster.redis, "+cfg.Cluster.Redis.URLEnv+")"
+	} else if st, err = pins.Open(ctx, dir, nil); err != nil {
 		return err
 	}
 	defer st.Close()
@@ -90,7 +101,15 @@ func runTools(ctx context.Context, args []string, stdout, stderr io.Writer, look
 	return nil
 }
 
-func listPins(ctx context.Context, st *pins.Store, stdout io.Writer) error {
+// pinDB is the tool pins as the commands use them: a *pins.Store, or a
+// *redispins.Store when the config has cluster.redis.
+type pinDB interface {
+	List(ctx context.Context) ([]*pins.Pin, error)
+	Approve(ctx context.Context, server, tool string) (bool, error)
+	Close() error
+}
+
+func listPins(ctx context.Context, st pinDB, stdout io.Writer) error {
 	list, err := st.List(ctx)
 	if err != nil {
 		return err

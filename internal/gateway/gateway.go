@@ -27,7 +27,6 @@ import (
 	"github.com/mcpgw/mcpgw/internal/cluster"
 	"github.com/mcpgw/mcpgw/internal/config"
 	"github.com/mcpgw/mcpgw/internal/launch"
-	"github.com/mcpgw/mcpgw/internal/pins"
 	"github.com/mcpgw/mcpgw/internal/session"
 	"github.com/mcpgw/mcpgw/internal/tracing"
 )
@@ -96,7 +95,7 @@ type Gateway struct {
 	legacy       legacyConns
 	readinessLog readinessLog // the last readiness /readyz reported
 	pinsMu       sync.Mutex   // guards pins
-	pins         *pins.Store  // tool pins (pins.go); nil while no server pins
+	pins         pinDB        // tool pins (pins.go); nil while no server pins
 
 	observability // metrics, tracing, status page (observe.go, status.go)
 }
