@@ -8,8 +8,8 @@ import (
 	"github.com/mcpgw/mcpgw/internal/clustertest"
 	"github.com/mcpgw/mcpgw/internal/config"
 	"github.com/mcpgw/mcpgw/internal/jsonrpc"
-	"github.com/mcpgw/mcpgw/internal/policy"
 	"github.com/mcpgw/mcpgw/internal/pins/redispins"
+	"github.com/mcpgw/mcpgw/internal/policy"
 	"github.com/mcpgw/mcpgw/internal/redisconn"
 )
 
