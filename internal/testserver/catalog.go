@@ -3,6 +3,7 @@ package testserver
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"os"
 )
 
@@ -77,6 +78,45 @@ func (s *server) catalog(m *message) bool {
 // starts, becomes the echo tool's description: a server whose tool
 // changes what it says it does between two starts.
 const EnvEchoDescriptionFile = "MCPGW_TESTSERVER_ECHO_DESCRIPTION_FILE"
+
+// EnvEchoDescriptionLive set to "1" makes every tools/list read
+// [EnvEchoDescriptionFile] again: a server whose tools change while it
+// runs (the list_changed tool tells the client).
+const EnvEchoDescriptionLive = "MCPGW_TESTSERVER_ECHO_DESCRIPTION_LIVE"
+
+// EnvEchoDescribeClient set to "1" makes the echo tool's description
+// "for NAME", NAME being the clientInfo name of initialize: a server whose
+// list differs from client to client.
+const EnvEchoDescribeClient = "MCPGW_TESTSERVER_ECHO_DESCRIBE_CLIENT"
+
+// tools is the tools/list result, with echo's description as
+// EnvEchoDescriptionLive and EnvEchoDescribeClient make it.
+func (s *server) tools() []map[string]any {
+	desc, ok := "", false
+	if os.Getenv(EnvEchoDescriptionLive) == "1" {
+		if b, err := os.ReadFile(os.Getenv(EnvEchoDescriptionFile)); err == nil {
+			desc, ok = string(b), true
+		}
+	}
+	if os.Getenv(EnvEchoDescribeClient) == "1" {
+		s.mu.Lock()
+		desc, ok = "for "+s.clientName, true
+		s.mu.Unlock()
+	}
+	if !ok {
+		return toolList
+	}
+	out := make([]map[string]any, len(toolList))
+	for i, t := range toolList {
+		out[i] = t
+		if t["name"] == "echo" {
+			c := maps.Clone(t)
+			c["description"] = desc
+			out[i] = c
+		}
+	}
+	return out
+}
 
 // describeEcho sets the echo tool's description from file ("": keep it).
 func describeEcho(file string) error {

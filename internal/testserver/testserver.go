@@ -222,6 +222,8 @@ type server struct {
 	inflight map[string]context.CancelFunc // tools/call requests by id key
 	pending  map[string]chan *message      // server→client requests by id key
 	nextID   int
+	// clientName is the clientInfo name of initialize.
+	clientName string
 }
 
 // serve reads messages from in until EOF or a crash and returns the exit
@@ -315,11 +317,17 @@ func (s *server) handleRequest(m *message) {
 		}
 		var p struct {
 			ProtocolVersion string `json:"protocolVersion"`
+			ClientInfo      struct {
+				Name string `json:"name"`
+			} `json:"clientInfo"`
 		}
 		if err := json.Unmarshal(m.Params, &p); err != nil {
 			s.replyError(context.Background(), m.ID, codeInvalidParams, "invalid initialize params: "+err.Error())
 			return
 		}
+		s.mu.Lock()
+		s.clientName = p.ClientInfo.Name
+		s.mu.Unlock()
 		version := LatestProtocolVersion
 		if supportedVersions[p.ProtocolVersion] {
 			version = p.ProtocolVersion
@@ -338,7 +346,7 @@ func (s *server) handleRequest(m *message) {
 		// logging capability (server/utilities/logging).
 		s.reply(context.Background(), m.ID, map[string]any{})
 	case "tools/list":
-		s.reply(context.Background(), m.ID, map[string]any{"tools": toolList})
+		s.reply(context.Background(), m.ID, map[string]any{"tools": s.tools()})
 	case "resources/subscribe", "resources/unsubscribe":
 		// Any URI may be subscribed; the touch tool sends the updates.
 		// Tests read this line to see subscriptions arrive.
