@@ -26,8 +26,11 @@ import (
 // rewrites:
 //
 //   - lists are the members' lists, each read to its end and cached until
-//     that member says its list changed, merged by package aggregate and
-//     paged with the gateway's own cursor;
+//     that member says its list changed (or, in daemon mode, its session
+//     moves to another process), merged by package aggregate and paged
+//     with the gateway's own cursor; a daemon member's process answers
+//     them from its own cache, shared by every aggregate session on it
+//     (listcache.go);
 //   - a request naming a tool, prompt, resource or completion ref goes to
 //     the member that owns it, under the member's own name, with an id of
 //     the aggregate session's; its response comes back with the client's;
@@ -105,7 +108,22 @@ type member struct {
 	restarting bool                 // a restart loop runs
 	items      [4][]json.RawMessage // cached lists
 	have       [4]bool
-	version    [4]int // bumped by list_changed, so that a fetch in flight is not cached
+	from       [4]*proc // the process each cached list came from
+	version    [4]int   // bumped by list_changed, so that a fetch in flight is not cached
+}
+
+// replaced reports whether mb's cached list of kind k came from a process
+// its session is no longer pinned to: a daemon member's process that ended
+// or was drained, whose replacement may list something else. The session
+// is pinned again by the next request; until then it has no process, which
+// counts as replaced.
+func (mb *member) replaced(k aggregate.Kind) bool {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if !mb.have[k] || mb.sess == nil {
+		return false
+	}
+	return mb.sess.pinnedProc() != mb.from[k]
 }
 
 // usable reports whether the member is neither down nor failed.
@@ -253,6 +271,7 @@ func (a *aggSession) start(ctx context.Context, mb *member) error {
 	}
 	_ = json.Unmarshal(resp.Result, &ir)
 	sess.instructions = ir.Instructions
+	sess.member.Store(true)
 	_ = sess.Deliver(ctx, &jsonrpc.Message{Kind: jsonrpc.KindNotification, Method: "notifications/initialized"})
 	st := NewStreamSink()
 	_ = sess.AttachStream(st)
@@ -706,7 +725,7 @@ func (a *aggSession) merged(ctx context.Context, k aggregate.Kind) *aggregate.Li
 	a.mu.Lock()
 	l := a.lists[k]
 	a.mu.Unlock()
-	if l != nil {
+	if l != nil && !a.replaced(k) {
 		return l
 	}
 	items := make(map[string][]json.RawMessage, len(a.members))
@@ -746,9 +765,15 @@ func (a *aggSession) merged(ctx context.Context, k aggregate.Kind) *aggregate.Li
 		}
 		a.uris = aggregate.NewURIs(uris)
 	}
+	// The merged list is kept while every member's list it was made of is
+	// (memberList may decline to keep one).
 	complete := true
-	for _, n := range names {
-		if _, ok := items[n]; !ok {
+	for _, mb := range a.members {
+		if _, ok := items[mb.name]; ok {
+			mb.mu.Lock()
+			complete = complete && mb.have[k]
+			mb.mu.Unlock()
+		} else if slices.Contains(names, mb.name) {
 			complete = false
 		}
 	}
@@ -759,16 +784,31 @@ func (a *aggSession) merged(ctx context.Context, k aggregate.Kind) *aggregate.Li
 	return l
 }
 
+// replaced reports whether a member's cached list of kind k came from a
+// process that has been replaced since.
+func (a *aggSession) replaced(k aggregate.Kind) bool {
+	for _, mb := range a.members {
+		if mb.replaced(k) {
+			return true
+		}
+	}
+	return false
+}
+
 // memberList returns one member's whole list of kind k, from the cache or
 // by following its pages. ok is false when it could not be read.
 func (a *aggSession) memberList(ctx context.Context, mb *member, k aggregate.Kind) ([]json.RawMessage, bool) {
 	mb.mu.Lock()
-	if mb.have[k] {
+	if mb.have[k] && (mb.sess == nil || mb.sess.pinnedProc() == mb.from[k]) {
 		list := mb.items[k]
 		mb.mu.Unlock()
 		return list, true
 	}
 	version := mb.version[k]
+	var from *proc
+	if mb.sess != nil {
+		from = mb.sess.pinnedProc()
+	}
 	mb.mu.Unlock()
 	var all []json.RawMessage
 	cursor := ""
@@ -811,8 +851,11 @@ func (a *aggSession) memberList(ctx context.Context, mb *member, k aggregate.Kin
 		cursor = next
 	}
 	mb.mu.Lock()
-	if mb.version[k] == version {
-		mb.items[k], mb.have[k] = all, true
+	// Kept only when the pages all came from one process: a session that
+	// was moved to another while they were read (or was not pinned when
+	// the reading began) reads them again next time.
+	if mb.version[k] == version && mb.sess != nil && from != nil && mb.sess.pinnedProc() == from {
+		mb.items[k], mb.have[k], mb.from[k] = all, true, from
 	}
 	mb.mu.Unlock()
 	return all, true

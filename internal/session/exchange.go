@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,11 @@ type exchange struct {
 	sink     *Sink
 	release  func()                 // in-flight slots
 	adapt    func(*jsonrpc.Message) // the policy's change to the response (policy.go); nil: none
+
+	// listKey is set when the server's answer goes into its process's list
+	// cache (listcache.go), fetched at listGen.
+	listKey string
+	listGen uint64
 
 	clientToken json.RawMessage // the client's progress token, if any
 	gwToken     string          // the token the backend sees
@@ -102,6 +108,16 @@ func forward(ctx context.Context, o owner, p *proc, req *jsonrpc.Message, sink *
 		return backendError(b.srv.Name, err)
 	}
 	sink.expectOne()
+	if cachesLists(o, p) {
+		if key := listKey(req); key != "" {
+			result, gen, ok := p.lists.get(key, req.Method)
+			if ok {
+				ex.Respond(&jsonrpc.Message{Kind: jsonrpc.KindResponse, Result: result})
+				return nil
+			}
+			ex.listKey, ex.listGen = key, gen
+		}
+	}
 	gwID, err := p.b.Register(ex)
 	if err == nil {
 		ex.armed(gwID)
@@ -146,6 +162,9 @@ func (e *exchange) claim() bool { return e.claimed.CompareAndSwap(false, true) }
 func (e *exchange) Respond(m *jsonrpc.Message) {
 	if !e.claim() {
 		return
+	}
+	if e.listKey != "" && m.Error == nil && m.Result != nil {
+		e.p.lists.put(e.listKey, e.method, e.listGen, slices.Clone(m.Result))
 	}
 	out := *m
 	out.ID = e.clientID

@@ -72,6 +72,8 @@ type proc struct {
 	nextTok  int64
 	lastUsed time.Time
 	level    string // daemon: logging level set on the backend ("" = never)
+
+	lists listCache // daemon: list answers for aggregate members (listcache.go)
 }
 
 func newProc(srv *Server, daemon bool) *proc {
@@ -214,6 +216,9 @@ func (p *proc) HandleMessage(m *jsonrpc.Message) {
 	case m.Method == "notifications/subscriptions/acknowledged":
 		// The gateway's own subscription on a modern process (listen.go).
 	case isListChanged(m.Method):
+		// Before anyone hears of it, so that a list asked for after the
+		// notification is the new one.
+		p.lists.invalidate(m.Method)
 		if subscriptionOf(m.Params) != nil {
 			// Sent on the gateway's subscription: for modern listeners.
 			p.srv.listeners.notify(m)

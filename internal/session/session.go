@@ -64,6 +64,9 @@ type Session struct {
 	// instructions are the server's initialize instructions, kept for a
 	// member session of an aggregate.
 	instructions string
+	// member is set for a member session of an aggregate: on a daemon
+	// process its list requests use the process's cache (listcache.go).
+	member atomic.Bool
 }
 
 var _ owner = (*Session)(nil)
