@@ -4,7 +4,7 @@
 // and asserts on the output; it decides nothing itself, so a failed step is
 // recorded ({"error": …}) and the script goes on with the next one.
 //
-//   node client.mjs <streamable|sse> <URL of /mcp/{server}> <scenario> [arg]
+//   node client.mjs <streamable|sse> <URL of /mcp/{server}> <scenario> [arg] [arg2]
 //
 // Scenarios:
 //   everything   @modelcontextprotocol/server-everything: tools, prompts,
@@ -17,6 +17,14 @@
 //                progress is cut after its priming event and first
 //                progress notification (as a proxy would cut it); the SDK
 //                resumes it with a GET carrying Last-Event-ID
+//   aggregate    an aggregate of server-everything, server-filesystem,
+//                server-memory and the demo server; arg is the members'
+//                names in that order, comma-separated, and a fifth arg the
+//                directory server-filesystem serves (holding hello.txt).
+//                Each member's tools are listed on its own URL first,
+//                with the same client capabilities, then the aggregate's,
+//                following nextCursor page by page; one call to each
+//                member, progress and sampling through the aggregate
 //
 // Exit status: 0 when the JSON was written (whatever it says), 2 on usage
 // errors, 1 when the script itself broke.
@@ -26,9 +34,9 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
 import { CreateMessageRequestSchema, LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
 
-const [transportName, url, scenario, arg] = process.argv.slice(2);
+const [transportName, url, scenario, arg, arg2] = process.argv.slice(2);
 if (!["streamable", "sse"].includes(transportName) || !url || !scenario) {
-  console.error("usage: node client.mjs <streamable|sse> <URL> <everything|filesystem|demo|rejections|resume> [arg]");
+  console.error("usage: node client.mjs <streamable|sse> <URL> <everything|filesystem|demo|rejections|resume|aggregate> [arg] [arg2]");
   process.exit(2);
 }
 
@@ -278,8 +286,76 @@ async function resume(out) {
   await client.close();
 }
 
+// listPages lists every page of the tools, following nextCursor; it
+// returns the names and how many pages there were.
+async function listPages(client) {
+  const names = [];
+  let cursor;
+  let pages = 0;
+  do {
+    const r = await client.listTools(cursor === undefined ? undefined : { cursor });
+    pages++;
+    names.push(...r.tools.map((t) => t.name));
+    cursor = r.nextCursor;
+  } while (cursor !== undefined && pages < 100);
+  return { names, pages };
+}
+
+async function aggregate(out) {
+  const members = (arg ?? "").split(",");
+  if (members.length !== 4 || !arg2) throw new Error("aggregate needs ev,fs,memory,demo member names and the filesystem directory");
+  const [ev, fs, memory, demo] = members;
+  const base = url.slice(0, url.lastIndexOf("/") + 1);
+  out.direct = {};
+  for (const m of members) {
+    await step(out.direct, m, async () => {
+      const { client } = await connect(base + m, { sampling: true });
+      try {
+        return (await listPages(client)).names;
+      } finally {
+        await client.close();
+      }
+    });
+  }
+  const { client, transport } = await connect(url, { sampling: true });
+  out.server = client.getServerVersion();
+  await step(out, "list", () => listPages(client));
+  const call = async (name, args) => texts(await client.callTool({ name, arguments: args }));
+  await step(out, "ev", () => call(ev + "__echo", { message: "hello aggregate" }));
+  await step(out, "fs", () => call(fs + "__read_text_file", { path: arg2 + "/hello.txt" }));
+  const entity = `ts-${transportName}-${memory}`;
+  await step(out, "memory", async () => {
+    await call(memory + "__create_entities", { entities: [{ name: entity, entityType: "test", observations: ["through the aggregate"] }] });
+    return { entity, graph: (await call(memory + "__read_graph", {})).join("") };
+  });
+  await step(out, "demo", () => call(demo + "__echo", { text: "hello demo through the aggregate" }));
+  await step(out, "progress", async () => {
+    // As in everything: wire is what the gateway sent, seen what the SDK
+    // passed on.
+    const wire = [];
+    const onmessage = transport.onmessage;
+    transport.onmessage = (m, extra) => {
+      if (m.method === "notifications/progress") wire.push({ progress: m.params.progress, total: m.params.total });
+      onmessage(m, extra);
+    };
+    const seen = [];
+    try {
+      const r = await client.callTool(
+        { name: ev + "__trigger-long-running-operation", arguments: { duration: 0.3, steps: 3 } },
+        undefined,
+        { onprogress: (p) => seen.push({ progress: p.progress, total: p.total }) },
+      );
+      return { wire, seen, text: texts(r) };
+    } finally {
+      transport.onmessage = onmessage;
+    }
+  });
+  await step(out, "sampling", () => call(ev + "__trigger-sampling-request", { prompt: "ping", maxTokens: 5 }));
+  await client.close();
+}
+
 const out = { transport: transportName, scenario };
-const scenarios = { everything, filesystem, demo, rejections, resume };
+const scenarios = { everything, filesystem, demo, rejections, resume, aggregate };
 try {
   if (!scenarios[scenario]) throw new Error(`unknown scenario ${scenario}`);
   await scenarios[scenario](out);

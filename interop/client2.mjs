@@ -5,7 +5,7 @@
 // output; it decides nothing itself, so a failed step is recorded
 // ({"error": …}) and the script goes on with the next one.
 //
-//   node client2.mjs <auto|pin|legacy> <URL of /mcp/{server}> <scenario>
+//   node client2.mjs <auto|pin|legacy> <URL of /mcp/{server}> <scenario> [arg] [arg2]
 //
 // The first argument is the client's versionNegotiation mode. The v2 client
 // speaks 2025-11-25 (initialize, sessions) unless told otherwise:
@@ -21,6 +21,12 @@
 //                refused when not declared, subscriptions/listen
 //   demo         mcpgw's own demo server (Go SDK): tools/list, echo
 //   echoes       server-everything's echo, five calls one after another
+//   aggregate    an aggregate of server-everything, server-filesystem,
+//                server-memory and the demo server; arg is the members'
+//                names in that order, comma-separated, and a fifth arg the
+//                directory server-filesystem serves. Each member's tools
+//                on its own URL, then the aggregate's page by page, and one
+//                call to each member through it
 //
 // Besides the steps, "wire" lists every HTTP exchange the client made (its
 // MCP headers, the JSON-RPC method, and what came back), recorded by a
@@ -31,10 +37,10 @@
 
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 
-const [negotiation, url, scenario] = process.argv.slice(2);
+const [negotiation, url, scenario, arg, arg2] = process.argv.slice(2);
 const modes = { auto: "auto", pin: { pin: "2026-07-28" }, legacy: "legacy" };
 if (!(negotiation in modes) || !url || !scenario) {
-  console.error("usage: node client2.mjs <auto|pin|legacy> <URL> <everything|demo>");
+  console.error("usage: node client2.mjs <auto|pin|legacy> <URL> <everything|demo|echoes|aggregate> [arg] [arg2]");
   process.exit(2);
 }
 
@@ -132,7 +138,7 @@ function texts(result) {
   return (result.content ?? []).filter((c) => c.type === "text").map((c) => c.text);
 }
 
-async function connect(out, { sampling = false } = {}) {
+async function connect(out, { sampling = false, target = url } = {}) {
   const client = new Client(
     { name: "mcpgw-interop-ts2", version: "1.0.0" },
     { capabilities: sampling ? { sampling: {} } : {}, versionNegotiation: { mode: modes[negotiation] } },
@@ -153,7 +159,7 @@ async function connect(out, { sampling = false } = {}) {
   // MCPGW_INTEROP_TOKEN: a bearer token for a gateway with auth.tokens.
   const token = process.env.MCPGW_INTEROP_TOKEN;
   const requestInit = token ? { headers: { Authorization: `Bearer ${token}` } } : undefined;
-  const transport = new StreamableHTTPClientTransport(new URL(url), { fetch: loggingFetch, requestInit });
+  const transport = new StreamableHTTPClientTransport(new URL(target), { fetch: loggingFetch, requestInit });
   await client.connect(transport);
   out.protocolVersion = client.getNegotiatedProtocolVersion() ?? null;
   out.era = client.getProtocolEra() ?? null;
@@ -241,8 +247,49 @@ async function echoes(out) {
   await client.close();
 }
 
+// listPages lists the tools. The v2 client follows nextCursor itself when
+// listTools is called without a cursor; pages is how many tools/list
+// requests that took on the wire.
+async function listPages(client) {
+  const before = wire.length;
+  const r = await client.listTools();
+  const pages = wire.slice(before).filter((e) => e.method === "tools/list").length;
+  return { names: r.tools.map((t) => t.name), pages };
+}
+
+async function aggregate(out) {
+  const members = (arg ?? "").split(",");
+  if (members.length !== 4 || !arg2) throw new Error("aggregate needs ev,fs,memory,demo member names and the filesystem directory");
+  const [ev, fs, memory, demo] = members;
+  const base = url.slice(0, url.lastIndexOf("/") + 1);
+  out.direct = {};
+  for (const m of members) {
+    await step(out.direct, m, async () => {
+      const { client } = await connect({}, { sampling: true, target: base + m });
+      try {
+        return (await listPages(client)).names;
+      } finally {
+        await client.close();
+      }
+    });
+  }
+  const { client } = await connect(out, { sampling: true });
+  await step(out, "list", () => listPages(client));
+  const call = async (name, args) => texts(await client.callTool({ name, arguments: args }));
+  await step(out, "ev", () => call(ev + "__echo", { message: "hello aggregate" }));
+  await step(out, "fs", () => call(fs + "__read_text_file", { path: arg2 + "/hello.txt" }));
+  const entity = `ts2-${negotiation}-${memory}`;
+  await step(out, "memory", async () => {
+    await call(memory + "__create_entities", { entities: [{ name: entity, entityType: "test", observations: ["through the aggregate"] }] });
+    return { entity, graph: (await call(memory + "__read_graph", {})).join("") };
+  });
+  await step(out, "demo", () => call(demo + "__echo", { text: "hello demo through the aggregate" }));
+  await step(out, "sampling", () => call(ev + "__trigger-sampling-request", { prompt: "ping", maxTokens: 5 }));
+  await client.close();
+}
+
 const out = { negotiation, scenario };
-const scenarios = { everything, demo, echoes };
+const scenarios = { everything, demo, echoes, aggregate };
 try {
   if (!scenarios[scenario]) throw new Error(`unknown scenario ${scenario}`);
   await scenarios[scenario](out);
