@@ -113,17 +113,24 @@ type member struct {
 }
 
 // replaced reports whether mb's cached list of kind k came from a process
-// its session is no longer pinned to: a daemon member's process that ended
-// or was drained, whose replacement may list something else. The session
-// is pinned again by the next request; until then it has no process, which
-// counts as replaced.
+// its session is no longer pinned to, or that can take no more work: a
+// daemon member's process that ended or is draining, whose replacement may
+// list something else. The session is pinned again by the next request;
+// until then it has no process, which counts as replaced.
 func (mb *member) replaced(k aggregate.Kind) bool {
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
-	if !mb.have[k] || mb.sess == nil {
-		return false
+	return mb.have[k] && !mb.fromCurrentLocked(k)
+}
+
+// fromCurrentLocked reports whether the cached list of kind k came from
+// the process mb's session is on and will stay on. Called with mb.mu held.
+func (mb *member) fromCurrentLocked(k aggregate.Kind) bool {
+	if mb.sess == nil {
+		return true
 	}
-	return mb.sess.pinnedProc() != mb.from[k]
+	p := mb.sess.pinnedProc()
+	return p == mb.from[k] && (p == nil || !p.daemon || p.usable())
 }
 
 // usable reports whether the member is neither down nor failed.
@@ -799,7 +806,7 @@ func (a *aggSession) replaced(k aggregate.Kind) bool {
 // by following its pages. ok is false when it could not be read.
 func (a *aggSession) memberList(ctx context.Context, mb *member, k aggregate.Kind) ([]json.RawMessage, bool) {
 	mb.mu.Lock()
-	if mb.have[k] && (mb.sess == nil || mb.sess.pinnedProc() == mb.from[k]) {
+	if mb.have[k] && mb.fromCurrentLocked(k) {
 		list := mb.items[k]
 		mb.mu.Unlock()
 		return list, true
@@ -876,6 +883,21 @@ func (a *aggSession) setLevel(req *jsonrpc.Message, sink *Sink) {
 
 // route sends a request that names one item to its member.
 func (a *aggSession) route(req *jsonrpc.Message, sink *Sink, adapt func(*jsonrpc.Message)) {
+	if req.Method == "tools/call" || req.Method == "prompts/get" {
+		// The common case, without decoding the params (aggregate_route.go).
+		if name, start, end, ok := nameSpan(req.Params); ok {
+			k := aggregate.Tools
+			if req.Method == "prompts/get" {
+				k = aggregate.Prompts
+			}
+			if r, found := a.lookup(k, name); found {
+				fwd := *req
+				fwd.Params = withName(req.Params, start, end, r.Name)
+				a.forward(a.memberNamed(r.Member), &fwd, req.ID, sink, adapt)
+				return
+			}
+		}
+	}
 	var params map[string]json.RawMessage
 	if json.Unmarshal(req.Params, &params) != nil {
 		a.replyErr(sink, req.ID, errInvalidParams("invalid params: not an object"), adapt)
@@ -938,15 +960,19 @@ func (a *aggSession) route(req *jsonrpc.Message, sink *Sink, adapt func(*jsonrpc
 	if field != "" {
 		params[field] = mustJSON(r.Name)
 	}
-	var mb *member
-	for _, x := range a.members {
-		if x.name == r.Member {
-			mb = x
-		}
-	}
 	fwd := *req
 	fwd.Params = mustJSON(params)
-	a.forward(mb, &fwd, req.ID, sink, adapt)
+	a.forward(a.memberNamed(r.Member), &fwd, req.ID, sink, adapt)
+}
+
+// memberNamed returns the member called name.
+func (a *aggSession) memberNamed(name string) *member {
+	for _, mb := range a.members {
+		if mb.name == name {
+			return mb
+		}
+	}
+	return nil
 }
 
 // lookup finds an exposed name in the merged list of kind k, reading the
