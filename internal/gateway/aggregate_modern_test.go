@@ -7,10 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -326,5 +329,57 @@ func TestAggregateModernPolicy(t *testing.T) {
 	_, unknownErr := laptop.CallTool(context.Background(), &mcp.CallToolParams{Name: "nosuch", Arguments: map[string]any{"text": "x"}})
 	if hiddenErr == nil || unknownErr == nil || hiddenErr.Error() != strings.ReplaceAll(unknownErr.Error(), "nosuch", "b__echo") {
 		t.Errorf("hidden b__echo's answer = %v, want the unknown tool's %v", hiddenErr, unknownErr)
+	}
+}
+
+// TestAggregateModernMemberDownAnnounced: a subscription stream on an
+// aggregate hears tools/list_changed when a member fails to start (its
+// tools leave the list) and again when it serves once more (they are back).
+func TestAggregateModernMemberDownAnnounced(t *testing.T) {
+	// A fresh process per request, so that the crash file decides each
+	// request's fate.
+	crash := filepath.Join(t.TempDir(), "crash")
+	flaky := fmt.Sprintf("  flaky:\n    command: [\"${TESTBIN}\"]\n    isolation: request\n    env: {MCPGW_TESTSERVER: \"1\", MCPGW_TESTSERVER_CRASH_IF_EXISTS: %q}\n", crash)
+	h := newHarness(t, baseYAML+serverYAML("b", "    mode: daemon\n")+flaky+"  all:\n    aggregate: [b, flaky]\n")
+	cs := h.modernConnect("all", nil)
+	resp, _ := h.postStream("all", modernBody(7, "subscriptions/listen", map[string]any{"notifications": map[string]any{"toolsListChanged": true}}),
+		modernHdr("subscriptions/listen", ""))
+	ev := sseEvents(t, resp)
+	if ack := next(t, ev, "the acknowledgment"); ack["method"] != "notifications/subscriptions/acknowledged" {
+		t.Fatalf("ack = %v", ack)
+	}
+	hasFlaky := func() bool {
+		return slices.ContainsFunc(toolNames(t, cs), func(n string) bool { return strings.HasPrefix(n, "flaky__") })
+	}
+	if !hasFlaky() {
+		t.Fatal("flaky's tools are not listed")
+	}
+	if err := os.WriteFile(crash, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if hasFlaky() {
+		t.Fatal("flaky's tools are listed while it cannot start")
+	}
+	m := next(t, ev, "tools/list_changed after the member failed")
+	if m["method"] != "notifications/tools/list_changed" ||
+		m["params"].(map[string]any)["_meta"].(map[string]any)["io.modelcontextprotocol/subscriptionId"] != float64(7) {
+		t.Fatalf("notification = %v", m)
+	}
+	if err := os.Remove(crash); err != nil {
+		t.Fatal(err)
+	}
+	if !hasFlaky() {
+		t.Fatal("flaky's tools are not back once it starts")
+	}
+	if m = next(t, ev, "tools/list_changed after the member came back"); m["method"] != "notifications/tools/list_changed" {
+		t.Fatalf("notification = %v", m)
+	}
+	if !hasFlaky() {
+		t.Fatal("flaky's tools left the list again")
+	}
+	select {
+	case m := <-ev:
+		t.Errorf("a third notification while the members stay as they are: %v", m)
+	case <-time.After(200 * time.Millisecond):
 	}
 }

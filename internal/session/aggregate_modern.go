@@ -80,6 +80,9 @@ func (srv *Server) memberFailed(member string, err error) {
 			"era", "modern", "error", err.Error())
 	}
 	srv.memberDown(member, err)
+	if !known {
+		srv.announceLists()
+	}
 }
 
 func (srv *Server) memberServed(member string) {
@@ -89,6 +92,16 @@ func (srv *Server) memberServed(member string) {
 	if known {
 		srv.m.log.Info("aggregate member is back", "tool", srv.Name, "member", member, "era", "modern")
 		srv.memberUp(member)
+		srv.announceLists()
+	}
+}
+
+// announceLists tells the aggregate's subscription streams that its lists
+// changed: a member left them or came back. Each stream gets the kinds it
+// asked for; session-era sessions learn it from their own member sessions.
+func (srv *Server) announceLists() {
+	for _, method := range []string{"notifications/tools/list_changed", "notifications/prompts/list_changed", "notifications/resources/list_changed"} {
+		srv.listeners.notify(&jsonrpc.Message{Kind: jsonrpc.KindNotification, Method: method})
 	}
 }
 
