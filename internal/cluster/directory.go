@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mcpgw/mcpgw/internal/config"
+	"github.com/mcpgw/mcpgw/internal/redisconn"
 )
 
 // The replica directory in Redis (peers: redis). Every replica writes a
@@ -123,28 +124,11 @@ func checkBaseURL(s string) error {
 	return nil
 }
 
-// newRedisClient connects lazily to cfg's Redis, every command bounded by
-// cfg.Timeout, without retries (the next refresh is the retry).
-func newRedisClient(cfg *config.Redis) (*redis.Client, error) {
-	opt, err := redis.ParseURL(cfg.URL)
-	if err != nil {
-		// Not err itself: it may quote the URL, password included.
-		return nil, errors.New("cluster.redis: the URL is not a valid redis:// or rediss:// URL")
-	}
-	opt.DialTimeout = cfg.Timeout
-	opt.ReadTimeout = cfg.Timeout
-	opt.WriteTimeout = cfg.Timeout
-	opt.PoolTimeout = cfg.Timeout
-	opt.MaxRetries = -1
-	opt.ContextTimeoutEnabled = true
-	return redis.NewClient(opt), nil
-}
-
 // directory is this replica's side of the directory in Redis. Its
 // methods may be called concurrently; the Node calls heartbeat and
 // targets from its refresh loop, leave at drain.
 type directory struct {
-	client  *redis.Client // nil with err set: the URL could not be used
+	client  *redisconn.Conn // nil with err set: the URL could not be used
 	err     error
 	keys    keyring
 	self    entry // replica and url; expires is set at each heartbeat
@@ -172,7 +156,7 @@ func newDirectory(cfg *config.Cluster, keys keyring, log *slog.Logger) *director
 		known:   map[string]entry{},
 		warned:  map[string]struct{}{},
 	}
-	d.client, d.err = newRedisClient(cfg.Redis)
+	d.client, d.err = redisconn.New(cfg.Redis)
 	if d.err != nil {
 		log.Error("cluster: the replica directory cannot be used: peers are not found until cluster.redis is fixed", "error", d.err.Error(), "url_env", cfg.Redis.URLEnv)
 	}
@@ -187,6 +171,9 @@ func (d *directory) failed(op string, err error) {
 	d.down = true
 	d.mu.Unlock()
 	if first {
+		if d.client != nil {
+			err = d.client.Err(op, err) // its text free of the password
+		}
 		d.log.Warn("cluster: the replica directory in Redis does not answer; the last known peers are kept until it does (logged once per outage)", "operation", op, "error", err.Error())
 	}
 }
