@@ -147,9 +147,10 @@ func listAll(t *testing.T, cs *mcp.ClientSession) map[string][]string {
 // daemon mode, over Streamable HTTP (session era and 2026-07-28) and
 // HTTP+SSE, with the Go SDK client: every member's tools and prompts listed under its prefix and
 // every resource and template under its own URI, across pages; a call to
-// each member; a prompt and a templated resource; progress and sampling
-// through the aggregate (in 2026-07-28, sampling is an input_required round
-// whose retry reaches the same member).
+// each member; a prompt and a templated resource; progress, sampling and
+// elicitation through the aggregate (in 2026-07-28, sampling and
+// elicitation are input_required rounds whose retry reaches the same
+// member).
 func TestAggregateGoSDK(t *testing.T) {
 	t.Parallel()
 	f := newAggregateFixture(t)
@@ -166,12 +167,15 @@ func TestAggregateGoSDK(t *testing.T) {
 					return &mcp.CreateMessageResult{Model: "interop-model", Role: "assistant",
 						Content: &mcp.TextContent{Text: sampledText}}, nil
 				}
+				elicit := func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+					return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": elicitedName}}, nil
+				}
 				want := map[string][]string{}
 				for _, m := range agg.members {
 					// The same capabilities as the aggregate's client: a
-					// launcher server lists its sampling tool only to a
-					// client that can sample.
-					direct := listAll(t, connectGo(t, f, m, transport, &mcp.ClientOptions{CreateMessageHandler: sampling}))
+					// launcher server lists its sampling and elicitation
+					// tools only to a client that can sample and elicit.
+					direct := listAll(t, connectGo(t, f, m, transport, &mcp.ClientOptions{CreateMessageHandler: sampling, ElicitationHandler: elicit}))
 					for _, k := range []string{"tools", "prompts"} {
 						for _, n := range direct[k] {
 							want[k] = append(want[k], m+"__"+n)
@@ -188,6 +192,7 @@ func TestAggregateGoSDK(t *testing.T) {
 				cs := connectGo(t, f, agg.name, transport, &mcp.ClientOptions{
 					ProgressNotificationHandler: progress.add,
 					CreateMessageHandler:        sampling,
+					ElicitationHandler:          elicit,
 				})
 				if diff := cmp.Diff(want, listAll(t, cs)); diff != "" {
 					t.Errorf("lists through the aggregate (-want each member's own +got):\n%s", diff)
@@ -238,6 +243,10 @@ func TestAggregateGoSDK(t *testing.T) {
 				got := strings.Join(callTexts(t, cs, &mcp.CallToolParams{Name: ev + "__trigger-sampling-request", Arguments: map[string]any{"prompt": "ping", "maxTokens": 5}}), "\n")
 				if !strings.Contains(got, sampledText) {
 					t.Errorf("sampling through the aggregate = %q, want the client's answer in it", got)
+				}
+				got = strings.Join(callTexts(t, cs, &mcp.CallToolParams{Name: ev + "__trigger-elicitation-request", Arguments: map[string]any{}}), "\n")
+				if !strings.Contains(got, elicitedName) {
+					t.Errorf("elicitation through the aggregate = %q, want the client's answer in it", got)
 				}
 				init, _ := json.Marshal(cs.InitializeResult().Instructions)
 				t.Logf("instructions: %.200s", init)

@@ -39,6 +39,9 @@ var everythingServers = []struct{ name, mode string }{{"ev", "launcher"}, {"evd"
 
 const sampledText = "sampled by the Go interop client"
 
+// elicitedName is what the Go interop client answers to an elicitation.
+const elicitedName = "Ada through the interop client"
+
 // connectGo opens a Go SDK client session to server over transport.
 func connectGo(t *testing.T, f *fixture, server, transport string, opts *mcp.ClientOptions) *mcp.ClientSession {
 	t.Helper()
