@@ -147,10 +147,9 @@ func listAll(t *testing.T, cs *mcp.ClientSession) map[string][]string {
 // daemon mode, over Streamable HTTP (session era and 2026-07-28) and
 // HTTP+SSE, with the Go SDK client: every member's tools and prompts listed under its prefix and
 // every resource and template under its own URI, across pages; a call to
-// each member; a prompt and a templated resource; progress, sampling and
-// elicitation through the aggregate (in 2026-07-28, sampling and
-// elicitation are input_required rounds whose retry reaches the same
-// member).
+// each member; a prompt and a templated resource; progress, sampling,
+// elicitation and (launcher) roots through the aggregate (in 2026-07-28,
+// these are input_required rounds whose retry reaches the same member).
 func TestAggregateGoSDK(t *testing.T) {
 	t.Parallel()
 	f := newAggregateFixture(t)
@@ -193,7 +192,7 @@ func TestAggregateGoSDK(t *testing.T) {
 					ProgressNotificationHandler: progress.add,
 					CreateMessageHandler:        sampling,
 					ElicitationHandler:          elicit,
-				})
+				}, &mcp.Root{URI: "file:///interop-root", Name: "interop-root"})
 				if diff := cmp.Diff(want, listAll(t, cs)); diff != "" {
 					t.Errorf("lists through the aggregate (-want each member's own +got):\n%s", diff)
 				}
@@ -247,6 +246,14 @@ func TestAggregateGoSDK(t *testing.T) {
 				got = strings.Join(callTexts(t, cs, &mcp.CallToolParams{Name: ev + "__trigger-elicitation-request", Arguments: map[string]any{}}), "\n")
 				if !strings.Contains(got, elicitedName) {
 					t.Errorf("elicitation through the aggregate = %q, want the client's answer in it", got)
+				}
+				// Roots belong to one client: a daemon's shared process was
+				// started without them and lists no roots tool.
+				if agg.mode == "launcher" {
+					got = strings.Join(callTexts(t, cs, &mcp.CallToolParams{Name: ev + "__get-roots-list", Arguments: map[string]any{}}), "\n")
+					if !strings.Contains(got, "file:///interop-root") {
+						t.Errorf("roots through the aggregate = %q, want the client's root in it", got)
+					}
 				}
 				init, _ := json.Marshal(cs.InitializeResult().Instructions)
 				t.Logf("instructions: %.200s", init)

@@ -43,9 +43,10 @@ const sampledText = "sampled by the Go interop client"
 const elicitedName = "Ada through the interop client"
 
 // connectGo opens a Go SDK client session to server over transport.
-func connectGo(t *testing.T, f *fixture, server, transport string, opts *mcp.ClientOptions) *mcp.ClientSession {
+func connectGo(t *testing.T, f *fixture, server, transport string, opts *mcp.ClientOptions, roots ...*mcp.Root) *mcp.ClientSession {
 	t.Helper()
 	client := mcp.NewClient(&mcp.Implementation{Name: "mcpgw-interop-go", Version: "1"}, opts)
+	client.AddRoots(roots...)
 	hc := &http.Client{Transport: &http.Transport{}}
 	var tr mcp.Transport
 	var so *mcp.ClientSessionOptions
