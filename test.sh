@@ -41,5 +41,5 @@ if [ "$quick" = 1 ]; then
 	go test -short -count=1 -timeout 10m ${TESTFLAGS:-} "${pkgs[@]}"
 else
 	echo "== go test -race"
-	go test -race -count=1 -timeout 15m ${TESTFLAGS:-} "${pkgs[@]}"
+	go test -race -count=1 -timeout 20m ${TESTFLAGS:-} "${pkgs[@]}"
 fi
