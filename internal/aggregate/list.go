@@ -19,12 +19,16 @@ const (
 // Kinds are every Kind, in the order of the methods below.
 var Kinds = []Kind{Tools, Prompts, Resources, Templates}
 
-var kinds = [...]struct{ method, field, key, changed string }{
-	Tools:     {"tools/list", "tools", "name", "notifications/tools/list_changed"},
-	Prompts:   {"prompts/list", "prompts", "name", "notifications/prompts/list_changed"},
-	Resources: {"resources/list", "resources", "uri", "notifications/resources/list_changed"},
-	Templates: {"resources/templates/list", "resourceTemplates", "uriTemplate", "notifications/resources/list_changed"},
+var kinds = [...]struct{ method, field, key, changed, capability string }{
+	Tools:     {"tools/list", "tools", "name", "notifications/tools/list_changed", "tools"},
+	Prompts:   {"prompts/list", "prompts", "name", "notifications/prompts/list_changed", "prompts"},
+	Resources: {"resources/list", "resources", "uri", "notifications/resources/list_changed", "resources"},
+	Templates: {"resources/templates/list", "resourceTemplates", "uriTemplate", "notifications/resources/list_changed", "resources"},
 }
+
+// Capability is the server capability that declares k's list ("tools";
+// "resources" for templates too).
+func (k Kind) Capability() string { return kinds[k].capability }
 
 // Method is the list method of k ("tools/list").
 func (k Kind) Method() string { return kinds[k].method }

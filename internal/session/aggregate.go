@@ -143,14 +143,7 @@ func (mb *member) state() (*Session, error) {
 func (mb *member) has(k aggregate.Kind) bool {
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
-	key := "tools"
-	switch k {
-	case aggregate.Prompts:
-		key = "prompts"
-	case aggregate.Resources, aggregate.Templates:
-		key = "resources"
-	}
-	_, ok := mb.caps[key]
+	_, ok := mb.caps[k.Capability()]
 	return ok
 }
 

@@ -290,14 +290,7 @@ func declares(discover json.RawMessage, k aggregate.Kind) bool {
 		Capabilities map[string]json.RawMessage `json:"capabilities"`
 	}
 	_ = json.Unmarshal(discover, &dr)
-	key := "tools"
-	switch k {
-	case aggregate.Prompts:
-		key = "prompts"
-	case aggregate.Resources, aggregate.Templates:
-		key = "resources"
-	}
-	_, ok := dr.Capabilities[key]
+	_, ok := dr.Capabilities[k.Capability()]
 	return ok
 }
 
