@@ -12,6 +12,7 @@ import (
 	"github.com/mcpgw/mcpgw/internal/pins"
 	"github.com/mcpgw/mcpgw/internal/pins/redispins"
 	"github.com/mcpgw/mcpgw/internal/redisconn"
+	"github.com/mcpgw/mcpgw/internal/testutil"
 )
 
 // TestToolsCommandRedis: with --config naming a config with
@@ -49,14 +50,12 @@ servers:
 	if err := st.SetModes(t.Context(), map[string]string{"gh": "enforce"}); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; ; i++ { // Record writes in the background
-		if p, _ := st.Load(t.Context(), "gh"); p["create_issue"] != nil {
-			break
-		}
-		if i == 100 {
-			t.Fatal("the pin was never written")
-		}
-		time.Sleep(10 * time.Millisecond)
+	// Record writes in the background.
+	if !testutil.WaitUntil(time.Second, func() bool {
+		p, _ := st.Load(t.Context(), "gh")
+		return p["create_issue"] != nil
+	}) {
+		t.Fatal("the pin was never written")
 	}
 	code, out, errOut := runBinary(t, dir, env, "tools", "list", "--config", cfgPath)
 	if code != 0 || !strings.Contains(out, "pending: hidden until approved") {
