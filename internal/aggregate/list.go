@@ -175,3 +175,14 @@ func RouteURI(uri string, resources, templates *List) (Route, bool) {
 	}
 	return found, best >= 0
 }
+
+// ReadPage reads one page of a member's list result: its items of kind k and
+// the cursor of the next page ("" for the last). A result it cannot read
+// is an empty last page.
+func ReadPage(k Kind, result json.RawMessage) (items []json.RawMessage, next string) {
+	var res map[string]json.RawMessage
+	_ = json.Unmarshal(result, &res)
+	_ = json.Unmarshal(res[k.Field()], &items)
+	_ = json.Unmarshal(res["nextCursor"], &next)
+	return items, next
+}

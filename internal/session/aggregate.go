@@ -838,13 +838,8 @@ func (a *aggSession) memberList(ctx context.Context, mb *member, k aggregate.Kin
 				"member", mb.name, "method", k.Method(), "error", clip.String(eo.Message, 200))
 			return nil, false
 		}
-		var res map[string]json.RawMessage
-		_ = json.Unmarshal(resp.Result, &res)
-		var items []json.RawMessage
-		_ = json.Unmarshal(res[k.Field()], &items)
+		items, next := aggregate.ReadPage(k, resp.Result)
 		all = append(all, items...)
-		var next string
-		_ = json.Unmarshal(res["nextCursor"], &next)
 		if next == "" || next == cursor {
 			break
 		}

@@ -176,13 +176,8 @@ func (srv *Server) modernMemberList(ctx context.Context, caller Caller, meta *mo
 			}
 			return nil, false, fmt.Errorf("member %q answered %s with an error: %s", msrv.Name, k.Method(), clip.String(eo.Message, 200))
 		}
-		var res map[string]json.RawMessage
-		_ = json.Unmarshal(resp.Result, &res)
-		var got []json.RawMessage
-		_ = json.Unmarshal(res[k.Field()], &got)
+		got, next := aggregate.ReadPage(k, resp.Result)
 		items = append(items, got...)
-		var next string
-		_ = json.Unmarshal(res["nextCursor"], &next)
 		if next == "" || next == cursor {
 			return items, true, nil
 		}
