@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,38 +23,43 @@ type Identity struct {
 	ClientIP string
 }
 
-// Credential headers are not carried over the hop: the owner relies on the
-// signed identity, so a client's token travels no further than needed.
-var dropOnHop = []string{"Authorization", "Cookie", "Proxy-Authorization"}
-
 // Sign sets the header that makes r a request forwarded by this replica
-// to replica to, vouching for who. The MAC binds the time, sender,
-// receiver, method, target and session, and the identity, so that a
-// captured header is good for nothing else (and for a minute only).
+// to replica to, vouching for who.
 func (n *Node) Sign(r *http.Request, to string, who Identity) {
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	mac := n.keys.mac(purposeForward, ts, n.self, to, r.Method, r.URL.RequestURI(), r.Header.Get("Mcp-Session-Id"), who.Name, who.ClientIP)
-	r.Header.Set(HeaderForwarded, strings.Join([]string{"v1", ts, n.self, to, b64([]byte(who.Name)), b64([]byte(who.ClientIP)), b64(mac)}, "."))
+	r.Header.Set(HeaderForwarded, n.signature(r.Method, r.URL.RequestURI(), r.Header.Get("Mcp-Session-Id"), to, who))
 }
 
-// Forward sends r to replica, the owner of the session it names, and
-// streams the owner's answer (SSE included) back on w as it comes. who is
-// the client as this replica authenticated it; dropHeaders are further
-// credential headers (auth.jwt.headers) not to carry. When the owner
-// cannot be reached before anything was written, fail is called with the
-// reason (ErrUnknownOwner, or a connection error) and the replica is
-// dropped from the directory. When the client goes away, the hop is
-// cancelled with it; done, when closed, also cancels it (the gateway's
-// drain, for long-lived GET streams).
-func (n *Node) Forward(w http.ResponseWriter, r *http.Request, replica string, who Identity, dropHeaders []string, done <-chan struct{}, fail func(http.ResponseWriter, *http.Request, error)) {
+// signature is the value of HeaderForwarded for a request to replica to.
+// The MAC binds the time, sender, receiver, method, target and session,
+// and the identity, so that a captured header is good for nothing else
+// (and for a minute only).
+func (n *Node) signature(method, target, session, to string, who Identity) string {
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	mac := n.keys.mac(purposeForward, ts, n.self, to, method, target, session, who.Name, who.ClientIP)
+	return strings.Join([]string{"v1", ts, n.self, to, b64([]byte(who.Name)), b64([]byte(who.ClientIP)), b64(mac)}, ".")
+}
+
+// Forward sends r, whose body the caller has read (body), to replica, the
+// owner of the session it names, and streams the owner's answer (SSE
+// included) back on w as it comes. who is the client as this replica
+// authenticated it; dropHeaders are further credential headers
+// (auth.jwt.headers) not to carry. When the owner cannot be reached before
+// anything was written, fail is called with the reason (ErrUnknownOwner,
+// or a connection error) and the replica is dropped from the directory.
+// When the client goes away, the hop is cancelled with it; done, when
+// closed, also cancels it (the gateway's drain, for long-lived GET
+// streams).
+func (n *Node) Forward(w http.ResponseWriter, r *http.Request, body []byte, replica string, who Identity, dropHeaders []string, done <-chan struct{}, fail func(http.ResponseWriter, *http.Request, error)) {
 	base, ok := n.Peer(r.Context(), replica)
 	if !ok {
 		fail(w, r, ErrUnknownOwner)
 		return
 	}
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
+	ctx := r.Context()
 	if done != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
 		// owner: Forward; ends when the hop does (cancel) or done closes.
 		go func() {
 			select {
@@ -67,69 +69,62 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, replica string, w
 			}
 		}()
 	}
-	hctx := context.WithValue(ctx, hopKey{}, &hop{base: base, replica: replica, who: who, drop: dropHeaders, fail: fail})
-	n.proxy().ServeHTTP(w, r.WithContext(hctx))
-}
-
-// hop is what the node's one reverse proxy needs to know about the request
-// it forwards; Forward puts it in the request's context.
-type hop struct {
-	base    *url.URL
-	replica string
-	who     Identity
-	drop    []string
-	fail    func(http.ResponseWriter, *http.Request, error)
-}
-
-type hopKey struct{}
-
-// proxy is the reverse proxy of every hop, built once: a proxy, its error
-// logger and its copy buffers per request cost a forwarded call more CPU
-// than the rest of the hop's own work (hot path).
-func (n *Node) proxy() *httputil.ReverseProxy {
-	n.proxyOnce.Do(func() {
-		n.rp = &httputil.ReverseProxy{
-			Rewrite: func(pr *httputil.ProxyRequest) {
-				h := pr.In.Context().Value(hopKey{}).(*hop)
-				pr.SetURL(h.base)
-				for _, k := range dropOnHop {
-					pr.Out.Header.Del(k)
+	hr := &hopRequest{
+		r: r, body: body, base: base,
+		signed: n.signature(r.Method, r.URL.RequestURI(), r.Header.Get("Mcp-Session-Id"), replica, who),
+		resp:   func(h http.Header) { delete(h, "X-Request-Id") }, // this replica set its own, the same
+	}
+	if len(dropHeaders) > 0 {
+		hr.drop = func(k string) bool {
+			for _, d := range dropHeaders {
+				if strings.EqualFold(d, k) {
+					return true
 				}
-				for _, k := range h.drop {
-					pr.Out.Header.Del(k)
-				}
-				n.Sign(pr.Out, h.replica, h.who)
-			},
-			Transport: n.tr,
-			// Every chunk is passed on at once: SSE events must not wait.
-			FlushInterval: -1,
-			BufferPool:    copyBuffers{},
-			ModifyResponse: func(resp *http.Response) error {
-				resp.Header.Del("X-Request-Id") // this replica set its own, the same
-				return nil
-			},
-			ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
-			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-				if r.Context().Err() != nil {
-					return // the client went away (or the gateway drains): nobody reads an answer
-				}
-				h := r.Context().Value(hopKey{}).(*hop)
-				n.forget(h.replica)
-				h.fail(w, r, fmt.Errorf("forwarding to replica %q: %w", h.replica, err))
-			},
+			}
+			return false
 		}
-	})
-	return n.rp
+	}
+	hc, err := n.hops.get(ctx, base)
+	for err == nil {
+		var wrote, reuse, unread bool
+		wrote, reuse, unread, err = roundTrip(ctx, w, hc, hr)
+		if reuse {
+			n.hops.put(base, hc)
+		} else {
+			_ = hc.c.Close()
+		}
+		if wrote {
+			if err != nil && ctx.Err() == nil {
+				n.log.Debug("cluster: forwarded answer cut short", "peer", replica, "error", err.Error())
+			}
+			return
+		}
+		if err == nil || !unread || !hc.reused || ctx.Err() != nil {
+			break
+		}
+		// A pooled connection that fails before any byte of an answer
+		// is one the owner closed while it was idle (it restarted, or
+		// shut its idle connections): the request goes once more on a
+		// new connection, as net/http's client does for idempotent
+		// requests. An owner closes a connection with a request on it
+		// only when it dies, and then the new one is refused.
+		hc, err = n.hops.dial(ctx, base)
+	}
+	if err == nil || ctx.Err() != nil {
+		return // the client went away (or the gateway drains): nobody reads an answer
+	}
+	n.forget(replica)
+	fail(w, r, fmt.Errorf("forwarding to replica %q: %w", replica, err))
 }
 
-// copyBufferSize is the size of the buffers the hop copies responses
-// through, httputil.ReverseProxy's own default.
+// copyBufferSize is the size of the buffers the hop copies answers
+// through.
 const copyBufferSize = 32 << 10
 
 var copyBufferPool = sync.Pool{New: func() any { return new([copyBufferSize]byte) }}
 
-// copyBuffers lends the reverse proxy its copy buffers from a pool, instead
-// of the 32 KiB it would allocate (and clear) for every forwarded request.
+// copyBuffers lends the hop its copy buffers from a pool, instead of
+// allocating (and clearing) 32 KiB for every forwarded request.
 type copyBuffers struct{}
 
 func (copyBuffers) Get() []byte { return copyBufferPool.Get().(*[copyBufferSize]byte)[:] }

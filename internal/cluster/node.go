@@ -13,7 +13,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"slices"
 	"strconv"
@@ -64,8 +63,7 @@ type Node struct {
 	dir      *directory   // nil unless peers: redis
 	left     atomic.Bool  // Leave was called: hellos answer 503
 
-	proxyOnce sync.Once
-	rp        *httputil.ReverseProxy // the hop's; see proxy
+	hops *hopPool // the forwarding hop's connections (hop.go)
 
 	mu          sync.Mutex
 	peers       map[string]*url.URL // replica id → base URL, self excluded
@@ -110,6 +108,7 @@ func New(cfg *config.Cluster, opts *Options) *Node {
 		resolver: res,
 		tr:       tr,
 		client:   &http.Client{Transport: tr, Timeout: cfg.ForwardTimeout},
+		hops:     newHopPool(cfg.ForwardTimeout),
 		peers:    map[string]*url.URL{},
 		ctx:      ctx,
 		cancel:   cancel,
@@ -164,6 +163,7 @@ func (n *Node) Close() {
 	n.cancel()
 	n.wg.Wait()
 	n.tr.CloseIdleConnections()
+	n.hops.close()
 	if n.dir != nil {
 		n.dir.close()
 	}

@@ -60,6 +60,7 @@ func (g *Gateway) toOwner(w http.ResponseWriter, r *http.Request, sub string) bo
 		return false
 	}
 	owner, mrtr := "", false
+	var body []byte
 	sid := r.Header.Get(hdrSessionID)
 	if sub == "message" { // legacy HTTP+SSE: the stream's id is in the query
 		sid = r.URL.Query().Get("sessionId")
@@ -69,10 +70,23 @@ func (g *Gateway) toOwner(w http.ResponseWriter, r *http.Request, sub string) bo
 	} else if sid != "" {
 		owner, _ = g.cluster.Owner(sid)
 	} else if r.Method == http.MethodPost && modern.IsModern(r.Header.Get(hdrProtocolVersion)) {
-		owner, mrtr = g.stateOwner(r), true
+		var ok bool
+		if body, ok = g.readBody(w, r); !ok {
+			return true
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body)) // for whoever serves it here
+		owner, mrtr = g.stateOwner(body), true
 	}
 	if owner == "" || owner == g.cluster.Self() {
 		return false
+	}
+	if body == nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		// The hop sends the body with its length, read here within the
+		// same limits as a request served here.
+		var ok bool
+		if body, ok = g.readBody(w, r); !ok {
+			return true
+		}
 	}
 	ri := info(r.Context())
 	ri.sessionID = sid // the access line of the hop names the session, as the owner's does
@@ -85,7 +99,7 @@ func (g *Gateway) toOwner(w http.ResponseWriter, r *http.Request, sub string) bo
 		drop = g.conf().Auth.JWT.Headers
 	}
 	r.Header.Set("X-Request-Id", ri.id)
-	g.cluster.Forward(w, r, owner, cluster.Identity{Name: ri.identity, ClientIP: ri.clientIP}, drop, done,
+	g.cluster.Forward(w, r, body, owner, cluster.Identity{Name: ri.identity, ClientIP: ri.clientIP}, drop, done,
 		func(w http.ResponseWriter, r *http.Request, err error) {
 			ri.errMsg = err.Error()
 			if !errors.Is(err, cluster.ErrUnknownOwner) {
@@ -102,16 +116,10 @@ func (g *Gateway) toOwner(w http.ResponseWriter, r *http.Request, sub string) bo
 	return true
 }
 
-// stateOwner returns the replica that a modern retry's requestState names,
-// or "". It reads the body (up to limits.max_body_bytes) and puts it back
-// for whoever serves the request.
-func (g *Gateway) stateOwner(r *http.Request) string {
-	body, err := io.ReadAll(io.LimitReader(r.Body, g.conf().Limits.MaxBodyBytes+1))
-	r.Body = struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body}
-	if err != nil || int64(len(body)) > g.conf().Limits.MaxBodyBytes || !bytes.Contains(body, []byte(`"requestState"`)) {
+// stateOwner returns the replica that a modern retry's requestState (in
+// body) names, or "".
+func (g *Gateway) stateOwner(body []byte) string {
+	if !bytes.Contains(body, []byte(`"requestState"`)) {
 		return ""
 	}
 	var m struct {
