@@ -3,6 +3,7 @@ package cluster
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -27,6 +28,12 @@ type hopPair struct {
 }
 
 func newHopPair(t *testing.T, owner func(w http.ResponseWriter, r *http.Request, who Identity)) *hopPair {
+	return newHopPairTLS(t, false, owner)
+}
+
+// newHopPairTLS is newHopPair with an owner that serves https when
+// useTLS is set.
+func newHopPairTLS(t *testing.T, useTLS bool, owner func(w http.ResponseWriter, r *http.Request, who Identity)) *hopPair {
 	t.Helper()
 	p := &hopPair{r0: testNode("r0", key)}
 	r1 := testNode("r1", key)
@@ -43,7 +50,13 @@ func newHopPair(t *testing.T, owner func(w http.ResponseWriter, r *http.Request,
 			p.conns.Add(1)
 		}
 	}
-	p.owner.Start()
+	if useTLS {
+		p.owner.StartTLS()
+		p.r0.hops.tls.RootCAs = x509.NewCertPool()
+		p.r0.hops.tls.RootCAs.AddCert(p.owner.Certificate())
+	} else {
+		p.owner.Start()
+	}
 	u, _ := url.Parse(p.owner.URL)
 	p.r0.peers["r1"] = u
 	p.r0.lastRefresh = time.Now()
@@ -155,6 +168,35 @@ func TestHopReuse(t *testing.T) {
 		if got := p.conns.Load(); got != want {
 			t.Errorf("closing %t: %d connections to the owner for %d requests, want %d", closing, got, n, want)
 		}
+	}
+}
+
+// TestHopTLS: a peer whose URL is https is reached over TLS, its
+// certificate checked, and the connection reused.
+func TestHopTLS(t *testing.T) {
+	p := newHopPairTLS(t, true, func(w http.ResponseWriter, r *http.Request, _ Identity) {
+		if r.TLS == nil {
+			http.Error(w, "not over TLS", http.StatusBadRequest)
+			return
+		}
+		_, _ = io.WriteString(w, "pong")
+	})
+	for i := range 3 {
+		if b := get(t, p.front.URL+"/ping"); b != "pong" {
+			t.Fatalf("request %d: %q (hop error %v)", i, b, p.failed.Load())
+		}
+	}
+	if p.conns.Load() != 1 {
+		t.Errorf("%d TLS connections for 3 requests, want 1", p.conns.Load())
+	}
+	// A peer whose certificate this replica does not trust is not reached.
+	p.r0.hops.close()
+	p.r0.hops = newHopPool(time.Second)
+	if b := get(t, p.front.URL+"/ping"); b == "pong" {
+		t.Fatal("a peer with an untrusted certificate was reached")
+	}
+	if err, _ := p.failed.Load().(error); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("fail(%v): want the certificate error", err)
 	}
 }
 
