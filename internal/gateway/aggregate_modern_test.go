@@ -278,6 +278,44 @@ func TestAggregateModernListen(t *testing.T) {
 	}
 }
 
+// TestAggregateModernListenAfterCrash: a subscription stream on an
+// aggregate outlives its daemon member's process. The member's listener
+// belongs to the member server, not to the process, so the replacement
+// process's list changes and resource updates reach the stream that was
+// open before the crash, under the client's subscription id and URI. (The
+// test server announces every touch whether subscribed or not, so this does
+// not show the URI being subscribed on the new process; pool.go does that.)
+func TestAggregateModernListenAfterCrash(t *testing.T) {
+	h := newHarness(t, aggregateYAML(""))
+	cs := h.modernConnect("all", nil)
+	listen := map[string]any{"notifications": map[string]any{"toolsListChanged": true,
+		"resourceSubscriptions": []string{"mcpgw:b:test://docs/readme"}}}
+	resp, _ := h.postStream("all", modernBody(42, "subscriptions/listen", listen), modernHdr("subscriptions/listen", ""))
+	ev := sseEvents(t, resp)
+	if ack := next(t, ev, "the acknowledgment"); ack["method"] != "notifications/subscriptions/acknowledged" {
+		t.Fatalf("ack = %v", ack)
+	}
+	pid := func() string { return callText(t, cs, "b__whoami", nil) }
+	before := pid()
+	if _, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "b__crash", Arguments: map[string]any{}}); err == nil {
+		t.Fatal("b__crash answered: the member's process did not crash")
+	}
+	if after := pid(); after == before {
+		t.Fatalf("b's process was not replaced: %s", after)
+	}
+	callText(t, cs, "b__list_changed", nil)
+	m := next(t, ev, "tools/list_changed from the replacement process")
+	if m["method"] != "notifications/tools/list_changed" ||
+		m["params"].(map[string]any)["_meta"].(map[string]any)["io.modelcontextprotocol/subscriptionId"] != float64(42) {
+		t.Fatalf("notification = %v", m)
+	}
+	callText(t, cs, "b__touch", map[string]any{"uri": "test://docs/readme"})
+	m = next(t, ev, "resources/updated from the replacement process")
+	if m["method"] != "notifications/resources/updated" || m["params"].(map[string]any)["uri"] != "mcpgw:b:test://docs/readme" {
+		t.Fatalf("notification = %v, want the update under the URI the client subscribed", m)
+	}
+}
+
 // TestAggregateModernMemberDown: a member that cannot start is absent
 // from a modern client's lists and discover while the others serve; with
 // on_member_error: fail the request fails naming the member.
