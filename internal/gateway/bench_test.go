@@ -491,6 +491,12 @@ func benchBareHTTP(b *testing.B, n int) {
 // benchRawHandler runs n raw HTTP callers against a bare net/http server
 // whose every answer is reply().
 func benchRawHandler(b *testing.B, n int, reply func() []byte) {
+	benchRaw(b, n, rawHandlerCallers(b, n, reply))
+}
+
+// rawHandlerCallers starts that server and returns the call of raw caller
+// i (0 ≤ i < n) against it; the benchmark's cleanup stops it.
+func rawHandlerCallers(b *testing.B, n int, reply func() []byte) func(i int) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.ReadAll(r.Body)
 		writeJSON(w, http.StatusOK, reply())
@@ -507,7 +513,7 @@ func benchRawHandler(b *testing.B, n int, reply func() []byte) {
 	for i := range cs {
 		cs[i] = &rawHTTP{url: "http://" + ln.Addr().String() + "/", hc: hc, sid: "bench"}
 	}
-	benchRaw(b, n, func(i int) { cs[i].call() })
+	return func(i int) { cs[i].call() }
 }
 
 // BenchmarkRawMinimalProxy1Session is the least a Go HTTP-to-stdio gateway

@@ -65,8 +65,16 @@ func benchRawModern(b *testing.B, n int) {
 	h := newHarness(b, benchDaemonYAML)
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
 	b.Cleanup(hc.CloseIdleConnections)
+	call := rawModernCaller(h, hc)
+	call(0)
+	benchRaw(b, n, call)
+}
+
+// rawModernCaller returns a raw 2026-07-28 caller of h's demo server (any
+// number of goroutines may call it at once).
+func rawModernCaller(h *harness, hc *http.Client) func(int) {
 	var next atomic.Int64
-	call := func(int) {
+	return func(int) {
 		req, _ := http.NewRequest(http.MethodPost, h.url("demo"), strings.NewReader(fmt.Sprintf(rawModernEcho, next.Add(1))))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Accept", "application/json, text/event-stream")
@@ -83,6 +91,4 @@ func benchRawModern(b *testing.B, n int) {
 			panic(resp.Status)
 		}
 	}
-	call(0)
-	benchRaw(b, n, call)
 }
