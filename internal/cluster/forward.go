@@ -73,6 +73,8 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, body []byte, repl
 		r: r, body: body, base: base,
 		signed: n.signature(r.Method, r.URL.RequestURI(), r.Header.Get("Mcp-Session-Id"), replica, who),
 		resp:   func(h http.Header) { delete(h, "X-Request-Id") }, // this replica set its own, the same
+
+		writeTimeout: n.hops.writeTimeout,
 	}
 	if len(dropHeaders) > 0 {
 		hr.drop = func(k string) bool {

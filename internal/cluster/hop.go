@@ -49,10 +49,17 @@ type hopConn struct {
 	reused    bool // it served a request before
 }
 
+// hopWriteTimeout bounds each write of a forwarded answer to the client,
+// as the gateway bounds each write of its own SSE streams: a client that
+// stops reading cannot hold the hop, and with it a connection to the owner,
+// for longer.
+const hopWriteTimeout = 30 * time.Second
+
 // hopPool keeps the idle connections to peers, by base URL.
 type hopPool struct {
-	dialer *net.Dialer
-	tls    *tls.Config // for https peers
+	dialer       *net.Dialer
+	tls          *tls.Config   // for https peers
+	writeTimeout time.Duration // each write to the client (hopWriteTimeout)
 
 	mu     sync.Mutex
 	idle   map[string][]*hopConn
@@ -61,9 +68,10 @@ type hopPool struct {
 
 func newHopPool(timeout time.Duration) *hopPool {
 	return &hopPool{
-		dialer: &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second},
-		tls:    &tls.Config{MinVersion: tls.VersionTLS12},
-		idle:   map[string][]*hopConn{},
+		dialer:       &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second},
+		tls:          &tls.Config{MinVersion: tls.VersionTLS12},
+		writeTimeout: hopWriteTimeout,
+		idle:         map[string][]*hopConn{},
 	}
 }
 
@@ -160,6 +168,8 @@ type hopRequest struct {
 	signed string              // the HeaderForwarded value
 	drop   func(string) bool   // further request headers not to carry
 	resp   func(h http.Header) // edits the answer's headers before they are written
+
+	writeTimeout time.Duration // bounds each write of the answer to the client
 }
 
 // roundTrip forwards hr on hc and streams the answer to w, flushing every
@@ -167,7 +177,8 @@ type hopRequest struct {
 // anything reached w; reuse whether hc may serve another request; unread
 // that it failed before a byte of the answer came (the owner had closed
 // the connection, or never read the request). It ends early, with
-// errHopAborted, when ctx does.
+// errHopAborted, when ctx does, and with the write's error when a write
+// to the client takes longer than hr.writeTimeout.
 func roundTrip(ctx context.Context, w http.ResponseWriter, hc *hopConn, hr *hopRequest) (wrote, reuse, unread bool, err error) {
 	stop := context.AfterFunc(ctx, func() { _ = hc.c.SetDeadline(time.Unix(1, 0)) })
 	defer func() {
@@ -208,11 +219,13 @@ func roundTrip(ctx context.Context, w http.ResponseWriter, hc *hopConn, hr *hopR
 	}
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
+	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }() // the client's connection may serve more requests
 	buf := copyBuffers{}.Get()
 	defer copyBuffers{}.Put(buf)
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
+			_ = rc.SetWriteDeadline(time.Now().Add(hr.writeTimeout))
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return true, false, false, werr
 			}

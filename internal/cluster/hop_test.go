@@ -361,3 +361,47 @@ func get(t *testing.T, u string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// TestHopSlowClient: a client that stops reading a forwarded stream holds
+// the hop no longer than one write timeout. The owner streams without end;
+// once the buffers between the front and the client are full, the hop's
+// write to the client times out, the hop ends, and the owner's request is
+// cancelled with its connection closed.
+func TestHopSlowClient(t *testing.T) {
+	ownerDone := make(chan struct{})
+	p := newHopPair(t, func(w http.ResponseWriter, r *http.Request, _ Identity) {
+		defer close(ownerDone)
+		w.Header().Set("Content-Type", "text/event-stream")
+		chunk := []byte(": " + strings.Repeat("x", 64<<10) + "\n\n")
+		for r.Context().Err() == nil {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+		}
+	})
+	p.r0.hops.writeTimeout = 200 * time.Millisecond
+	c, err := net.Dial("tcp", strings.TrimPrefix(p.front.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /mcp/t HTTP/1.1\r\nHost: front\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	// Read the answer's start, then nothing more.
+	if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ownerDone:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the hop still streams to a client that stopped reading")
+	}
+	p.r0.hops.mu.Lock()
+	idle := len(p.r0.hops.idle[strings.TrimSuffix(p.owner.URL, "/")])
+	p.r0.hops.mu.Unlock()
+	if idle != 0 {
+		t.Errorf("%d idle connections after a stream cut by the write timeout, want 0", idle)
+	}
+}
