@@ -86,21 +86,25 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, body []byte, repl
 			return false
 		}
 	}
-	hc, err := n.hops.get(ctx, base)
-	for err == nil {
-		var wrote, reuse, unread bool
-		wrote, reuse, unread, err = roundTrip(ctx, w, hc, hr)
+	release := func(hc *hopConn, reuse bool) {
 		if reuse {
 			n.hops.put(base, hc)
 		} else {
 			_ = hc.c.Close()
 		}
+	}
+	hc, err := n.hops.get(ctx, base)
+	for err == nil {
+		var wrote, unread bool
+		wrote, unread, err = roundTrip(ctx, w, hc, hr, release)
 		if wrote {
 			if err != nil && ctx.Err() == nil {
 				n.log.Debug("cluster: forwarded answer cut short", "peer", replica, "error", err.Error())
 			}
 			return
 		}
+		// hc was not given back to the pool (nothing was written), so it is
+		// still this request's to look at.
 		if err == nil || !unread || !hc.reused || ctx.Err() != nil {
 			break
 		}

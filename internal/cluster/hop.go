@@ -173,33 +173,45 @@ type hopRequest struct {
 }
 
 // roundTrip forwards hr on hc and streams the answer to w, flushing every
-// chunk as it comes (SSE events must not wait). wrote reports whether
-// anything reached w; reuse whether hc may serve another request; unread
-// that it failed before a byte of the answer came (the owner had closed
-// the connection, or never read the request). It ends early, with
+// chunk as it comes (SSE events must not wait). It hands hc to release
+// exactly once, with whether hc may serve another request: as soon as
+// the answer has come to its end, before its last bytes reach the client
+// (whose next request may follow at once and should find hc idle), else
+// when it returns. wrote reports whether anything reached w; unread that
+// it failed before a byte of the answer came (the owner had closed the
+// connection, or never read the request). It ends early, with
 // errHopAborted, when ctx does, and with the write's error when a write
 // to the client takes longer than hr.writeTimeout.
-func roundTrip(ctx context.Context, w http.ResponseWriter, hc *hopConn, hr *hopRequest) (wrote, reuse, unread bool, err error) {
+func roundTrip(ctx context.Context, w http.ResponseWriter, hc *hopConn, hr *hopRequest, release func(hc *hopConn, reuse bool)) (wrote, unread bool, err error) {
 	stop := context.AfterFunc(ctx, func() { _ = hc.c.SetDeadline(time.Unix(1, 0)) })
-	defer func() {
+	released, spoilt := false, false
+	give := func(reuse bool) {
+		if released {
+			return
+		}
+		released = true
 		if !stop() { // the deadline was set: the connection is spoilt
-			reuse = false
-			if err != nil {
-				err = errHopAborted
-			}
+			reuse, spoilt = false, true
+		}
+		release(hc, reuse)
+	}
+	defer func() {
+		give(false)
+		if spoilt && err != nil {
+			err = errHopAborted
 		}
 	}()
 	if err := writeHopRequest(hc.bw, hr); err != nil {
-		return false, false, true, err
+		return false, true, err
 	}
 	if _, err := hc.br.Peek(1); err != nil {
-		return false, false, true, err
+		return false, true, err
 	}
 	var resp *http.Response
 	for {
 		resp, err = http.ReadResponse(hc.br, hr.r)
 		if err != nil {
-			return false, false, false, err
+			return false, false, err
 		}
 		if resp.StatusCode != http.StatusContinue {
 			break
@@ -224,20 +236,23 @@ func roundTrip(ctx context.Context, w http.ResponseWriter, hc *hopConn, hr *hopR
 	defer copyBuffers{}.Put(buf)
 	for {
 		n, rerr := resp.Body.Read(buf)
+		if rerr == io.EOF {
+			give(!resp.Close) // the body is read to its end (a closed body does not read hc again)
+		}
 		if n > 0 {
 			_ = rc.SetWriteDeadline(time.Now().Add(hr.writeTimeout))
 			if _, werr := w.Write(buf[:n]); werr != nil {
-				return true, false, false, werr
+				return true, false, werr
 			}
 			if ferr := rc.Flush(); ferr != nil {
-				return true, false, false, ferr
+				return true, false, ferr
 			}
 		}
 		if rerr == io.EOF {
-			return true, !resp.Close, false, nil
+			return true, false, nil
 		}
 		if rerr != nil {
-			return true, false, false, rerr
+			return true, false, rerr
 		}
 	}
 }

@@ -405,3 +405,29 @@ func TestHopSlowClient(t *testing.T) {
 		t.Errorf("%d idle connections after a stream cut by the write timeout, want 0", idle)
 	}
 }
+
+// TestHopIdleBeforeLastByte: the connection to the owner is back in the
+// pool before the client has the answer's last byte, so that a client's
+// next request, which may follow at once, reuses it instead of dialling.
+// The owner's answer has a Content-Length, which the client reads to its
+// end without waiting for the hop's handler to return.
+func TestHopIdleBeforeLastByte(t *testing.T) {
+	p := newHopPair(t, func(w http.ResponseWriter, r *http.Request, _ Identity) {
+		_, _ = io.WriteString(w, "pong")
+	})
+	key := strings.TrimSuffix(p.owner.URL, "/")
+	for i := range 300 {
+		if b := get(t, p.front.URL+"/ping"); b != "pong" {
+			t.Fatalf("request %d: %q", i, b)
+		}
+		p.r0.hops.mu.Lock()
+		idle := len(p.r0.hops.idle[key])
+		p.r0.hops.mu.Unlock()
+		if idle != 1 {
+			t.Fatalf("request %d: %d idle connections to the owner once the client had the answer, want 1", i, idle)
+		}
+	}
+	if got := p.conns.Load(); got != 1 {
+		t.Errorf("%d connections to the owner for 300 requests, want 1", got)
+	}
+}
