@@ -231,7 +231,6 @@ func roundTrip(ctx context.Context, w http.ResponseWriter, hc *hopConn, hr *hopR
 	}
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
-	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }() // the client's connection may serve more requests
 	buf := copyBuffers{}.Get()
 	defer copyBuffers{}.Put(buf)
 	for {
