@@ -31,6 +31,13 @@ func newHopPair(t *testing.T, owner func(w http.ResponseWriter, r *http.Request,
 	return newHopPairTLS(t, false, owner)
 }
 
+// idleToOwner is how many connections to the owner are idle in r0's pool.
+func (p *hopPair) idleToOwner() int {
+	p.r0.hops.mu.Lock()
+	defer p.r0.hops.mu.Unlock()
+	return len(p.r0.hops.idle[strings.TrimSuffix(p.owner.URL, "/")])
+}
+
 // newHopPairTLS is newHopPair with an owner that serves https when
 // useTLS is set.
 func newHopPairTLS(t *testing.T, useTLS bool, owner func(w http.ResponseWriter, r *http.Request, who Identity)) *hopPair {
@@ -285,9 +292,7 @@ func TestHopClientGone(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the owner's request was not cancelled when the client went away")
 	}
-	p.r0.hops.mu.Lock()
-	idle := len(p.r0.hops.idle[strings.TrimSuffix(p.owner.URL, "/")])
-	p.r0.hops.mu.Unlock()
+	idle := p.idleToOwner()
 	if idle != 0 {
 		t.Errorf("%d idle connections after a cancelled stream, want 0", idle)
 	}
@@ -343,10 +348,7 @@ func TestHopConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	p.r0.hops.mu.Lock()
-	idle := len(p.r0.hops.idle[p.owner.URL])
-	p.r0.hops.mu.Unlock()
-	if idle > maxIdlePerPeer {
+	if idle := p.idleToOwner(); idle > maxIdlePerPeer {
 		t.Errorf("%d idle connections, want at most %d", idle, maxIdlePerPeer)
 	}
 }
@@ -398,9 +400,7 @@ func TestHopSlowClient(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the hop still streams to a client that stopped reading")
 	}
-	p.r0.hops.mu.Lock()
-	idle := len(p.r0.hops.idle[strings.TrimSuffix(p.owner.URL, "/")])
-	p.r0.hops.mu.Unlock()
+	idle := p.idleToOwner()
 	if idle != 0 {
 		t.Errorf("%d idle connections after a stream cut by the write timeout, want 0", idle)
 	}
@@ -415,14 +415,11 @@ func TestHopIdleBeforeLastByte(t *testing.T) {
 	p := newHopPair(t, func(w http.ResponseWriter, r *http.Request, _ Identity) {
 		_, _ = io.WriteString(w, "pong")
 	})
-	key := strings.TrimSuffix(p.owner.URL, "/")
 	for i := range 300 {
 		if b := get(t, p.front.URL+"/ping"); b != "pong" {
 			t.Fatalf("request %d: %q", i, b)
 		}
-		p.r0.hops.mu.Lock()
-		idle := len(p.r0.hops.idle[key])
-		p.r0.hops.mu.Unlock()
+		idle := p.idleToOwner()
 		if idle != 1 {
 			t.Fatalf("request %d: %d idle connections to the owner once the client had the answer, want 1", i, idle)
 		}
