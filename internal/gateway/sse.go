@@ -11,9 +11,12 @@ import (
 	"github.com/mcpgw/mcpgw/internal/session"
 )
 
-// sseWriteTimeout bounds each write (and flush) of an SSE stream, so that a
-// client that stops reading cannot pin a handler.
-const sseWriteTimeout = 30 * time.Second
+// sseWriteTimeout bounds each write (and flush) of an SSE stream, and the
+// write of a request's plain JSON answer, so that a client that stops
+// reading cannot pin a handler. (net/http clears the connection's write
+// deadline once the response is finished.) A variable only so that tests
+// can shorten it.
+var sseWriteTimeout = 30 * time.Second
 
 // sseWriter writes Server-Sent Events, flushing each and bounding each
 // write in time.
@@ -211,6 +214,8 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, sink *session.S
 			return false
 		}
 		if sse == nil && sink.JSONReady() {
+			// An answer may be as large as limits.max_message_bytes.
+			_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(sseWriteTimeout))
 			msgs, _, paused, _ := sink.TakeAll()
 			noteErrors(ri, msgs)
 			switch {
