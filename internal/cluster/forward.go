@@ -73,8 +73,6 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, body []byte, repl
 		r: r, body: body, base: base,
 		signed: n.signature(r.Method, r.URL.RequestURI(), r.Header.Get("Mcp-Session-Id"), replica, who),
 		resp:   func(h http.Header) { delete(h, "X-Request-Id") }, // this replica set its own, the same
-
-		writeTimeout: n.hops.writeTimeout,
 	}
 	if len(dropHeaders) > 0 {
 		hr.drop = func(k string) bool {
@@ -86,25 +84,18 @@ func (n *Node) Forward(w http.ResponseWriter, r *http.Request, body []byte, repl
 			return false
 		}
 	}
-	release := func(hc *hopConn, reuse bool) {
-		if reuse {
-			n.hops.put(base, hc)
-		} else {
-			_ = hc.c.Close()
-		}
-	}
 	hc, err := n.hops.get(ctx, base)
 	for err == nil {
 		var wrote, unread bool
-		wrote, unread, err = roundTrip(ctx, w, hc, hr, release)
+		wrote, unread, err = n.hops.roundTrip(ctx, w, hc, hr)
 		if wrote {
 			if err != nil && ctx.Err() == nil {
 				n.log.Debug("cluster: forwarded answer cut short", "peer", replica, "error", err.Error())
 			}
 			return
 		}
-		// hc was not given back to the pool (nothing was written), so it is
-		// still this request's to look at.
+		// Nothing was written, so hc was closed, not pooled: it is still
+		// this request's to look at.
 		if err == nil || !unread || !hc.reused || ctx.Err() != nil {
 			break
 		}

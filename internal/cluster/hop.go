@@ -168,21 +168,20 @@ type hopRequest struct {
 	signed string              // the HeaderForwarded value
 	drop   func(string) bool   // further request headers not to carry
 	resp   func(h http.Header) // edits the answer's headers before they are written
-
-	writeTimeout time.Duration // bounds each write of the answer to the client
 }
 
 // roundTrip forwards hr on hc and streams the answer to w, flushing every
-// chunk as it comes (SSE events must not wait). It hands hc to release
-// exactly once, with whether hc may serve another request: as soon as
-// the answer has come to its end, before its last bytes reach the client
-// (whose next request may follow at once and should find hc idle), else
-// when it returns. wrote reports whether anything reached w; unread that
-// it failed before a byte of the answer came (the owner had closed the
-// connection, or never read the request). It ends early, with
-// errHopAborted, when ctx does, and with the write's error when a write
-// to the client takes longer than hr.writeTimeout.
-func roundTrip(ctx context.Context, w http.ResponseWriter, hc *hopConn, hr *hopRequest, release func(hc *hopConn, reuse bool)) (wrote, unread bool, err error) {
+// chunk as it comes (SSE events must not wait). It is done with hc
+// exactly once: hc goes back to the pool when it may serve another
+// request, as soon as the answer has come to its end and before its last
+// bytes reach the client (whose next request may follow at once and should
+// find hc idle); otherwise hc is closed when roundTrip returns. wrote
+// reports whether anything reached w; unread that it failed before a byte
+// of the answer came (the owner had closed the connection, or never read
+// the request), in which case hc was closed, not pooled. It ends early,
+// with errHopAborted, when ctx does, and with the write's error when a
+// write to the client takes longer than p.writeTimeout.
+func (p *hopPool) roundTrip(ctx context.Context, w http.ResponseWriter, hc *hopConn, hr *hopRequest) (wrote, unread bool, err error) {
 	stop := context.AfterFunc(ctx, func() { _ = hc.c.SetDeadline(time.Unix(1, 0)) })
 	released, spoilt := false, false
 	give := func(reuse bool) {
@@ -193,7 +192,11 @@ func roundTrip(ctx context.Context, w http.ResponseWriter, hc *hopConn, hr *hopR
 		if !stop() { // the deadline was set: the connection is spoilt
 			reuse, spoilt = false, true
 		}
-		release(hc, reuse)
+		if reuse {
+			p.put(hr.base, hc)
+		} else {
+			_ = hc.c.Close()
+		}
 	}
 	defer func() {
 		give(false)
@@ -239,7 +242,7 @@ func roundTrip(ctx context.Context, w http.ResponseWriter, hc *hopConn, hr *hopR
 			give(!resp.Close) // the body is read to its end (a closed body does not read hc again)
 		}
 		if n > 0 {
-			_ = rc.SetWriteDeadline(time.Now().Add(hr.writeTimeout))
+			_ = rc.SetWriteDeadline(time.Now().Add(p.writeTimeout))
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return true, false, werr
 			}
