@@ -295,13 +295,19 @@ func TestAggregateModernListenAfterCrash(t *testing.T) {
 	if ack := next(t, ev, "the acknowledgment"); ack["method"] != "notifications/subscriptions/acknowledged" {
 		t.Fatalf("ack = %v", ack)
 	}
-	pid := func() string { return callText(t, cs, "b__whoami", nil) }
+	pid := func() any { // of b's daemon process
+		var w map[string]any
+		if err := json.Unmarshal([]byte(callText(t, cs, "b__whoami", nil)), &w); err != nil {
+			t.Fatal(err)
+		}
+		return w["pid"]
+	}
 	before := pid()
 	if _, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "b__crash", Arguments: map[string]any{}}); err == nil {
 		t.Fatal("b__crash answered: the member's process did not crash")
 	}
 	if after := pid(); after == before {
-		t.Fatalf("b's process was not replaced: %s", after)
+		t.Fatalf("b's process was not replaced: pid %v before and after the crash", after)
 	}
 	callText(t, cs, "b__list_changed", nil)
 	m := next(t, ev, "tools/list_changed from the replacement process")
